@@ -1,0 +1,93 @@
+"""Typed errors with one root.
+
+Errors carry facts, never user-facing prose and never secrets: ``messages.user_message``
+turns any of them into the text a person sees.
+"""
+
+from __future__ import annotations
+
+
+class Chat2SQLError(Exception):
+    """Root of every error chat2sql raises on purpose."""
+
+
+class RegistryError(Chat2SQLError):
+    """A registry operation was refused."""
+
+
+class InvalidName(RegistryError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class UnknownDatabase(RegistryError):
+    def __init__(self, name: str, known: tuple[str, ...] = ()) -> None:
+        super().__init__(name)
+        self.name = name
+        self.known = known
+
+
+class DuplicateDatabase(RegistryError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class InvalidURL(RegistryError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class UnsupportedDialect(RegistryError):
+    def __init__(self, backend: str) -> None:
+        super().__init__(backend)
+        self.backend = backend
+
+
+class ConnectionFailed(RegistryError):
+    """The target database could not be reached or introspected.
+
+    ``detail`` is already redacted: it never holds a password.
+    """
+
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(name, detail)
+        self.name = name
+        self.detail = detail
+
+
+class MissingSecretKey(RegistryError):
+    pass
+
+
+class WrongSecretKey(RegistryError):
+    pass
+
+
+class GuardRejected(Chat2SQLError):
+    """The SQL guard refused a statement; ``rule`` names the rule that did."""
+
+    def __init__(self, rule: str, reason: str) -> None:
+        super().__init__(rule, reason)
+        self.rule = rule
+        self.reason = reason
+
+
+class PreviewError(Chat2SQLError):
+    pass
+
+
+class PreviewTimeout(PreviewError):
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(timeout_s)
+        self.timeout_s = timeout_s
+
+
+class PreviewFailed(PreviewError):
+    """The database refused or failed the query; ``detail`` is redacted."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail

@@ -1,0 +1,1 @@
+"""Database registry, schema introspection, the SQL guard and the read-only preview."""

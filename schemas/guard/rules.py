@@ -1,0 +1,207 @@
+"""The guard's rules: small functions, each checking one thing.
+
+A rule takes the statement's AST and the context and returns the (possibly rewritten)
+AST, or raises ``Rejection`` with a short user-facing reason; the pipeline names the
+rule in the final ``GuardRejected``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlglot import exp
+from sqlglot.errors import OptimizeError, SqlglotError
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.schema import MappingSchema
+
+from schemas.dialects import Dialect, fold_column
+from schemas.guard.denylist import is_denied
+from schemas.guard.fixups import fix_up
+from schemas.model import DatabaseSchema
+
+
+class Rejection(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuardContext:
+    schema: DatabaseSchema
+    max_rows: int
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.schema.dialect
+
+
+Rule = Callable[[exp.Expression, GuardContext], exp.Expression]
+
+_QUERY_ROOTS = (exp.Select, exp.SetOperation)
+_WRITES_OR_STATE = (
+    exp.DML, exp.DDL, exp.Create, exp.Drop, exp.Alter, exp.TruncateTable, exp.Merge, exp.Into,
+    exp.Command, exp.Pragma, exp.Set, exp.Attach, exp.Detach, exp.Copy, exp.Grant, exp.Revoke,
+    exp.Use, exp.Transaction, exp.Commit, exp.Rollback, exp.LoadData, exp.Analyze, exp.Kill,
+    exp.Cache, exp.Uncache, exp.Refresh, exp.Comment, exp.Declare, exp.Execute, exp.Describe,
+    exp.Summarize, exp.Show,
+)
+
+
+def read_only(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+    """Only SELECT, WITH … SELECT and set operations; nothing that writes anywhere inside."""
+    root = tree.unnest() if isinstance(tree, exp.Subquery) else tree
+    if not isinstance(root, _QUERY_ROOTS):
+        raise Rejection(f"only read-only SELECT queries are allowed, not {_kind(root)}")
+    for node in tree.walk():
+        if isinstance(node, _WRITES_OR_STATE):
+            raise Rejection(f"the query contains {_kind(node)}, which is not read-only")
+    return tree
+
+
+def no_locking(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+    """SELECT … FOR UPDATE/SHARE takes row locks."""
+    if tree.find(exp.Lock):
+        raise Rejection("row locks (FOR UPDATE / FOR SHARE) are not allowed")
+    return tree
+
+
+def no_session_state(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+    """Server variables (@@datadir) and variable assignment (@a := 1)."""
+    if tree.find(exp.SessionParameter):
+        raise Rejection("server variables (@@name) are not allowed")
+    for node in tree.find_all(exp.PropertyEQ):
+        if isinstance(node.this, (exp.Parameter, exp.Var)):
+            raise Rejection("assigning variables is not allowed")
+    return tree
+
+
+def no_denied_functions(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+    """Functions with side effects or access to files, network, processes or time."""
+    for func in tree.find_all(exp.Func):
+        name = func.name if isinstance(func, exp.Anonymous) else func.sql_name()
+        if name and is_denied(ctx.dialect, name):
+            raise Rejection(f"the function {name.upper()}() is not allowed")
+    return tree
+
+
+def dialect_fixups(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+    """Rewrite other dialects' date arithmetic and current-time functions for this engine."""
+    return fix_up(tree, ctx.dialect)
+
+
+def known_tables(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+    """Every table exists in the registered schema (CTE names are fine)."""
+    d = ctx.dialect
+    ctes = {fold_column(d, cte.alias, quoted=True) for cte in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        ident = table.this
+        if not isinstance(ident, exp.Identifier):
+            continue  # a table function such as generate_series(...)
+        if table.args.get("catalog"):
+            raise Rejection(f"cross-database references such as '{table.sql(d)}' are not allowed")
+        namespace = table.args.get("db")
+        if namespace is None and fold_column(d, ident.name, quoted=ident.quoted) in ctes:
+            continue
+        ns_name = namespace.name if isinstance(namespace, exp.Identifier) else None
+        if ctx.schema.find_table(ident.name, ns_name, quoted=ident.quoted) is None:
+            raise Rejection(f"unknown table '{table.sql(d)}'{_suggest(ident.name, ctx)}")
+    return tree
+
+
+def known_columns(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+    """Every column exists in the tables it is read from."""
+    d = ctx.dialect
+    probe = _normalized_copy(tree, d)
+    try:
+        qualify(
+            probe,
+            schema=_mapping(ctx.schema),
+            dialect=d,
+            db=_key(d, ctx.schema.default_namespace) if ctx.schema.default_namespace else None,
+            validate_qualify_columns=True,
+            quote_identifiers=False,
+        )
+    except OptimizeError as err:
+        raise Rejection(_column_reason(str(err))) from None
+    except SqlglotError:
+        raise Rejection("the query's columns could not be resolved") from None
+    return tree
+
+
+def row_limit(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+    """Add a LIMIT, or cap an existing one, at the preview row cap."""
+    query = tree.unnest() if isinstance(tree, exp.Subquery) else tree
+    assert isinstance(query, exp.Query)
+    current = query.args.get("limit")
+    value = current.expression if isinstance(current, exp.Limit) else None
+    if isinstance(value, exp.Literal) and value.is_int and int(value.this) <= ctx.max_rows:
+        return tree
+    if isinstance(query, exp.SetOperation) and current is None:
+        return exp.select("*").from_(query.subquery("_preview")).limit(ctx.max_rows)
+    return query.limit(ctx.max_rows, copy=False)
+
+
+RULES: tuple[Rule, ...] = (
+    read_only,
+    no_locking,
+    no_session_state,
+    no_denied_functions,
+    dialect_fixups,
+    known_tables,
+    known_columns,
+    row_limit,
+)
+
+
+def _kind(node: exp.Expression) -> str:
+    if isinstance(node, exp.Command):
+        return f"a {str(node.this).upper()} command"
+    if isinstance(node, exp.Into):
+        return "SELECT … INTO"
+    return f"a {node.key.upper()} statement"
+
+
+def _suggest(name: str, ctx: GuardContext) -> str:
+    names = [t.name for t in ctx.schema.tables]
+    close = difflib.get_close_matches(name, names, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _key(dialect: Dialect, name: str) -> str:
+    return fold_column(dialect, name, quoted=True)
+
+
+def _mapping(schema: DatabaseSchema) -> MappingSchema:
+    d = schema.dialect
+    nested: dict[str, dict[str, dict[str, str]]] = {}
+    flat: dict[str, dict[str, str]] = {}
+    for table in schema.tables:
+        cols = {_key(d, c.name): "UNKNOWN" for c in table.columns}
+        if table.namespace:
+            nested.setdefault(_key(d, table.namespace), {})[_key(d, table.name)] = cols
+        else:
+            flat[_key(d, table.name)] = cols
+    return MappingSchema(nested or flat, dialect=d, normalize=False)
+
+
+def _normalized_copy(tree: exp.Expression, dialect: Dialect) -> exp.Expression:
+    """Identifiers folded the way the engine folds them, then quoted, so qualify compares exactly."""
+    probe = tree.copy()
+    for ident in probe.find_all(exp.Identifier):
+        ident.set("this", fold_column(dialect, ident.name, quoted=ident.quoted))
+        ident.set("quoted", True)
+    return probe
+
+
+def _column_reason(message: str) -> str:
+    first = message.split(". Line")[0].strip()
+    if first.startswith("Column '") and "could not be resolved" in first:
+        name = first.split("'")[1]
+        return f"unknown column '{name}'"
+    if "Unknown table" in first or "Unknown" in first:
+        return first.rstrip(".").lower()
+    return "a column could not be matched to a table in the schema"
+

@@ -1,0 +1,159 @@
+"""The schema as the model sees it: compact ``CREATE TABLE`` text, budgeted when large.
+
+>>> from schemas.model import Column, DatabaseSchema, Table
+>>> s = DatabaseSchema(dialect="sqlite", tables=(Table(name="t", columns=(Column(name="id", type="INTEGER", nullable=False),), primary_key=("id",)),))
+>>> print(render_schema(s))
+CREATE TABLE t (
+  id INTEGER NOT NULL,
+  PRIMARY KEY (id)
+);
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+
+from sqlglot.tokens import Tokenizer
+
+from schemas.model import DatabaseSchema, Table
+
+TokenCounter = Callable[[str], int]
+
+_PLAIN = re.compile(r"[a-z_][a-z0-9_]*")
+_RESERVED = frozenset(
+    word.lower() for word in Tokenizer.KEYWORDS if word.isalpha() and " " not in word
+)
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def approx_tokens(text: str) -> int:
+    """A conservative token estimate (SQL DDL runs about three characters a token)."""
+    return math.ceil(len(text) / 3)
+
+
+def quote_ident(name: str, dialect: str) -> str:
+    if _PLAIN.fullmatch(name) and name not in _RESERVED:
+        return name
+    if dialect == "mysql":
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def render_table(table: Table, schema: DatabaseSchema) -> str:
+    d = schema.dialect
+    name = quote_ident(table.name, d)
+    if table.namespace and table.namespace != schema.default_namespace:
+        name = f"{quote_ident(table.namespace, d)}.{name}"
+    head = f"CREATE {'VIEW' if table.kind == 'view' else 'TABLE'} {name} ("
+    if table.comment:
+        head += f" -- {_one_line(table.comment)}"
+    lines = []
+    for col in table.columns:
+        line = f"  {quote_ident(col.name, d)} {col.type}{'' if col.nullable else ' NOT NULL'}"
+        notes = [_one_line(col.comment)] if col.comment else []
+        if col.samples:
+            notes.append("e.g. " + ", ".join(_literal(v) for v in col.samples))
+        lines.append((line, "; ".join(notes)))
+    constraints = []
+    if table.primary_key:
+        constraints.append(f"  PRIMARY KEY ({_idents(table.primary_key, d)})")
+    for fk in table.foreign_keys:
+        ref = quote_ident(fk.ref_table, d)
+        if fk.ref_namespace and fk.ref_namespace != schema.default_namespace:
+            ref = f"{quote_ident(fk.ref_namespace, d)}.{ref}"
+        constraints.append(
+            f"  FOREIGN KEY ({_idents(fk.columns, d)}) REFERENCES {ref}({_idents(fk.ref_columns, d)})"
+        )
+    body: list[str] = []
+    total = len(lines) + len(constraints)
+    for i, (line, note) in enumerate(lines):
+        comma = "," if i < total - 1 else ""
+        body.append(f"{line}{comma}" + (f" -- {note}" if note else ""))
+    body.extend(c + ("," if j < len(constraints) - 1 else "") for j, c in enumerate(constraints))
+    return "\n".join([head, *body, ");"])
+
+
+def render_schema(
+    schema: DatabaseSchema,
+    *,
+    question: str | None = None,
+    max_tokens: int | None = None,
+    count_tokens: TokenCounter = approx_tokens,
+) -> str:
+    """The whole schema, or when it exceeds ``max_tokens`` the tables most relevant to
+    ``question`` (name, column and sample-value matches, plus foreign-key neighbours)."""
+    blocks = {t.qualified_name: render_table(t, schema) for t in schema.tables}
+    whole = "\n\n".join(blocks.values())
+    if max_tokens is None or count_tokens(whole) <= max_tokens:
+        return whole
+    chosen: list[str] = []
+    used = 0
+    for name in rank_tables(schema, question or ""):
+        cost = count_tokens(blocks[name]) + 1
+        if used + cost > max_tokens:
+            continue
+        chosen.append(name)
+        used += cost
+    omitted = len(blocks) - len(chosen)
+    text = "\n\n".join(blocks[n] for n in chosen)
+    if omitted:
+        text += f"\n\n-- {omitted} more table(s) not shown"
+    return text
+
+
+def rank_tables(schema: DatabaseSchema, question: str) -> list[str]:
+    """Table names, most relevant to the question first; neighbours follow their tables."""
+    words = _stems(question)
+    scores = {t.qualified_name: _score(t, words) for t in schema.tables}
+    neighbours = _neighbours(schema)
+    order: list[str] = []
+    seen: set[str] = set()
+    by_score = sorted(scores, key=lambda n: (-scores[n], n))
+    for name in by_score:
+        if scores[name] <= 0:
+            break
+        for candidate in (name, *sorted(neighbours.get(name, ()), key=lambda n: -scores[n])):
+            if candidate not in seen:
+                seen.add(candidate)
+                order.append(candidate)
+    order.extend(n for n in by_score if n not in seen)
+    return order
+
+
+def _score(table: Table, words: set[str]) -> float:
+    score = 3.0 * len(_stems(table.name) & words)
+    for col in table.columns:
+        score += len(_stems(col.name) & words)
+        score += 2.0 * sum(1 for v in col.samples if _stems(v) and _stems(v) <= words)
+    return score
+
+
+def _neighbours(schema: DatabaseSchema) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for t in schema.tables:
+        for fk in t.foreign_keys:
+            ref = f"{fk.ref_namespace}.{fk.ref_table}" if fk.ref_namespace else fk.ref_table
+            graph.setdefault(t.qualified_name, set()).add(ref)
+            graph.setdefault(ref, set()).add(t.qualified_name)
+    known = {t.qualified_name for t in schema.tables}
+    return {k: v & known for k, v in graph.items()}
+
+
+def _stems(text: str) -> set[str]:
+    # snake_case and camelCase split into words; a trailing plural 's' dropped.
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).lower()
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in _WORD.findall(spaced)}
+
+
+def _idents(names: Iterable[str], dialect: str) -> str:
+    return ", ".join(quote_ident(n, dialect) for n in names)
+
+
+def _literal(value: str) -> str:
+    return "'" + _one_line(value).replace("'", "''") + "'"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
