@@ -1,0 +1,146 @@
+"""Shared fixtures: real SQLite files and real PostgreSQL / MariaDB databases on this machine.
+
+The servers are the ones running on localhost (see .ci/run). In CI a missing server is a
+failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pymysql
+import pytest
+
+from chat2sql.settings import Settings
+from schemas.registry import Registry
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
+MY_ADMIN = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(server: str, exc: Exception) -> None:
+    message = f"{server} is not reachable on localhost: {type(exc).__name__}: {exc}"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def sample_script(dialect: str) -> str:
+    return (FIXTURES / "sample" / f"{dialect}.sql").read_text(encoding="utf-8")
+
+
+def split_script(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";\n") if s.strip()]
+
+
+# --- SQLite -----------------------------------------------------------------------------
+
+
+def make_sqlite(path: Path, script: str) -> str:
+    conn = sqlite3.connect(path)
+    conn.executescript(script)
+    conn.commit()
+    conn.close()
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return make_sqlite(tmp_path / "sample.db", sample_script("sqlite"))
+
+
+# --- PostgreSQL -------------------------------------------------------------------------
+
+
+def pg_admin() -> psycopg.Connection:
+    return psycopg.connect(**PG_ADMIN, autocommit=True, connect_timeout=5)
+
+
+def pg_create_database(name: str, script: str | None = None) -> str:
+    try:
+        admin = pg_admin()
+    except psycopg.OperationalError as exc:
+        _unavailable("PostgreSQL", exc)
+    with admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    if script:
+        with psycopg.connect(**{**PG_ADMIN, "dbname": name}, autocommit=True) as conn:
+            conn.execute(script)  # type: ignore[call-overload]
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def pg_drop_database(name: str) -> None:
+    with pg_admin() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    name = f"c2s_test_{uuid.uuid4().hex[:8]}"
+    url = pg_create_database(name, sample_script("postgres"))
+    yield url
+    pg_drop_database(name)
+
+
+# --- MariaDB / MySQL --------------------------------------------------------------------
+
+
+def my_admin() -> pymysql.connections.Connection:
+    return pymysql.connect(**MY_ADMIN, autocommit=True, connect_timeout=5, charset="utf8mb4")
+
+
+def my_create_database(name: str, script: str | None = None) -> str:
+    try:
+        admin = my_admin()
+    except pymysql.err.OperationalError as exc:
+        _unavailable("MariaDB", exc)
+    with admin, admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        if script:
+            cur.execute(f"USE `{name}`")
+            for statement in split_script(script):
+                cur.execute(statement)
+    return f"mysql://root@127.0.0.1:3306/{name}"
+
+
+def my_drop_database(name: str) -> None:
+    with my_admin() as admin, admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def my_url() -> Iterator[str]:
+    name = f"c2s_test_{uuid.uuid4().hex[:8]}"
+    url = my_create_database(name, sample_script("mysql"))
+    yield url
+    my_drop_database(name)
+
+
+# --- Registry ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[Registry]:
+    reg = Registry.open(settings)
+    yield reg
+    reg.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def sample_url(request: pytest.FixtureRequest) -> str:
+    """The sample database on each engine in turn."""
+    return str(request.getfixturevalue({"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "my_url"}[request.param]))
