@@ -6,10 +6,12 @@ connection could not write even if it let one through:
 - SQLite: opened ``mode=ro`` with ``PRAGMA query_only``, an authorizer that allows only
   reads, and a progress handler that enforces the time limit;
 - PostgreSQL: ``default_transaction_read_only`` plus ``BEGIN READ ONLY``, a local
-  ``statement_timeout``, one statement through the extended protocol, always rolled back;
+  ``statement_timeout``, the statement wrapped as a derived table (so the server's own
+  parser refuses anything that is not a query) through the extended protocol, always
+  rolled back;
 - MySQL/MariaDB: ``SET SESSION TRANSACTION READ ONLY`` plus ``START TRANSACTION READ
   ONLY``, ``max_execution_time`` (MySQL) or ``max_statement_time`` (MariaDB), one
-  statement (no multi-statements flag), always rolled back.
+  statement (no multi-statements flag) wrapped as a derived table, always rolled back.
 """
 
 from __future__ import annotations
@@ -145,8 +147,10 @@ def _run_postgres(raw: Any, sql: str, max_rows: int, timeout_s: float) -> _Rows:
     raw.read_only = True  # every transaction psycopg opens is BEGIN READ ONLY
     with raw.cursor() as cursor:
         cursor.execute(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
-        # prepare=True: the extended protocol refuses a second statement in the string.
-        cursor.execute(sql, prepare=True)
+        # Wrapped as a derived table, the server itself refuses anything but a query
+        # (COPY, SET, DO, stacked or data-modifying statements); prepare=True sends it
+        # through the extended protocol, which refuses a second statement as well.
+        cursor.execute(_wrapped(sql), prepare=True)
         columns = tuple(d.name for d in cursor.description or ())
         rows = cursor.fetchmany(max_rows + 1) if cursor.description else []
     return columns, rows
@@ -161,10 +165,26 @@ def _run_mysql(raw: Any, sql: str, max_rows: int, timeout_s: float) -> _Rows:
         else:
             cursor.execute(f"SET SESSION max_execution_time = {int(timeout_s * 1000)}")
         cursor.execute("START TRANSACTION READ ONLY")
-        cursor.execute(sql)
+        try:
+            # As a derived table the server refuses anything but a query (INTO OUTFILE,
+            # SET, stacked statements); see _run_postgres.
+            cursor.execute(_wrapped(sql))
+        except Exception as exc:
+            if not (exc.args and exc.args[0] == _MYSQL_DUPLICATE_COLUMN):
+                raise
+            # Derived tables refuse duplicate column names (SELECT a.id, b.id): such a
+            # statement parsed as a subquery, so it holds no INTO; run it as it is.
+            cursor.execute(sql)
         columns = tuple(d[0] for d in cursor.description or ())
         rows = list(cursor.fetchmany(max_rows + 1)) if cursor.description else []
     return columns, rows
+
+
+_MYSQL_DUPLICATE_COLUMN = 1060
+
+
+def _wrapped(sql: str) -> str:
+    return f"SELECT * FROM (\n{sql}\n) AS _chat2sql_preview"
 
 
 _RUNNERS: dict[Dialect, Callable[[Any, str, int, float], _Rows]] = {
