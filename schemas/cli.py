@@ -15,12 +15,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from chat2sql import log as chat2sql_log
-from chat2sql.errors import Chat2SQLError, PreviewError
+from chat2sql.errors import Chat2SQLError
 from chat2sql.messages import user_message
 from chat2sql.settings import Settings
 from schemas import guard
-from schemas.preview import PreviewResult, ReadOnlyRunner
-from schemas.registry import RegisteredDatabase, Registry
+from schemas.preview import ReadOnlyRunner, run_checked
+from schemas.registry import Registry
 from schemas.render import render_schema
 
 logger = logging.getLogger("schemas.cli")
@@ -170,7 +170,7 @@ def _run(args: argparse.Namespace, registry: Registry, settings: Settings) -> in
     last_ok = True
     try:
         for sql in _statements(args):
-            out = _run_one(runner, entry, sql, max_rows=max_rows, timeout_s=timeout_s)
+            out = run_checked(sql, entry.schema, runner, max_rows=max_rows, timeout_s=timeout_s)
             last_ok = bool(out["ok"])
             if args.json:
                 _emit_json(out)
@@ -181,25 +181,6 @@ def _run(args: argparse.Namespace, registry: Registry, settings: Settings) -> in
     if args.file is not None:
         return EXIT_OK
     return EXIT_OK if last_ok else EXIT_FAIL
-
-
-def _run_one(runner: ReadOnlyRunner, entry: RegisteredDatabase, sql: str, *, max_rows: int, timeout_s: float) -> dict[str, Any]:
-    checked = guard.check(sql, entry.schema, max_rows=max_rows)
-    if not checked.ok or checked.normalized is None:
-        return checked.to_json()
-    try:
-        result: PreviewResult = runner.run(checked.normalized, max_rows=max_rows, timeout_s=timeout_s)
-    except PreviewError as err:
-        return {"sql": sql, "ok": False, "normalized": checked.normalized, "rule": "preview", "reason": user_message(err)}
-    return {
-        "sql": sql,
-        "ok": True,
-        "normalized": checked.normalized,
-        "columns": list(result.columns),
-        "rows": [list(r) for r in result.rows],
-        "truncated": result.truncated,
-        "elapsed_ms": result.elapsed_ms,
-    }
 
 
 def _print_result(out: dict[str, Any], stream: TextIO) -> None:

@@ -27,11 +27,14 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from chat2sql.errors import PreviewFailed, PreviewTimeout
+from chat2sql.errors import PreviewError, PreviewFailed, PreviewTimeout
+from chat2sql.messages import user_message
 from chat2sql.redact import redact
+from schemas import guard
 from schemas.connect import readonly_engine
 from schemas.dialects import Dialect, dialect_for_backend
 from schemas.guard.denylist import is_denied
+from schemas.model import DatabaseSchema
 
 DEFAULT_MAX_ROWS = 50
 DEFAULT_TIMEOUT_S = 5.0
@@ -50,6 +53,33 @@ class PreviewResult:
 
 class QueryRunner(Protocol):
     def run(self, sql: str, *, max_rows: int, timeout_s: float) -> PreviewResult: ...
+
+
+def run_checked(
+    sql: str, schema: DatabaseSchema, runner: QueryRunner, *, max_rows: int, timeout_s: float
+) -> dict[str, Any]:
+    """Guard, then preview: the JSON object the CLI prints and the bot shows.
+
+    The statement the user sees is capped at ``max_rows``; the one that runs asks for
+    one row more, so that ``truncated`` tells whether rows were left out.
+    """
+    shown = guard.check(sql, schema, max_rows=max_rows)
+    if not shown.ok or shown.normalized is None:
+        return shown.to_json()
+    probe = guard.check(sql, schema, max_rows=max_rows + 1).raise_for_rejection()
+    try:
+        result = runner.run(probe, max_rows=max_rows, timeout_s=timeout_s)
+    except PreviewError as err:
+        return {"sql": sql, "ok": False, "normalized": shown.normalized, "rule": "preview", "reason": user_message(err)}
+    return {
+        "sql": sql,
+        "ok": True,
+        "normalized": shown.normalized,
+        "columns": list(result.columns),
+        "rows": [list(r) for r in result.rows],
+        "truncated": result.truncated,
+        "elapsed_ms": result.elapsed_ms,
+    }
 
 
 class ReadOnlyRunner:
