@@ -11,7 +11,8 @@ connection could not write even if it let one through:
   rolled back;
 - MySQL/MariaDB: ``SET SESSION TRANSACTION READ ONLY`` plus ``START TRANSACTION READ
   ONLY``, ``max_execution_time`` (MySQL) or ``max_statement_time`` (MariaDB), one
-  statement (no multi-statements flag) wrapped as a derived table, always rolled back.
+  statement (no multi-statements flag) that the server first accepts as a derived
+  table, always rolled back.
 """
 
 from __future__ import annotations
@@ -196,15 +197,16 @@ def _run_mysql(raw: Any, sql: str, max_rows: int, timeout_s: float) -> _Rows:
             cursor.execute(f"SET SESSION max_execution_time = {int(timeout_s * 1000)}")
         cursor.execute("START TRANSACTION READ ONLY")
         try:
-            # As a derived table the server refuses anything but a query (INTO OUTFILE,
-            # SET, stacked statements); see _run_postgres.
-            cursor.execute(_wrapped(sql))
+            # The server parses the statement as a derived table first (LIMIT 0: nothing
+            # runs), so it refuses anything but a query: INTO OUTFILE, SET, stacked
+            # statements. MariaDB drops ORDER BY inside derived tables, hence two steps.
+            cursor.execute(_wrapped(sql) + " LIMIT 0")
         except Exception as exc:
+            # Derived tables refuse duplicate column names (SELECT a.id, b.id); such a
+            # statement did parse as a subquery, so it is a query.
             if not (exc.args and exc.args[0] == _MYSQL_DUPLICATE_COLUMN):
                 raise
-            # Derived tables refuse duplicate column names (SELECT a.id, b.id): such a
-            # statement parsed as a subquery, so it holds no INTO; run it as it is.
-            cursor.execute(sql)
+        cursor.execute(sql)
         columns = tuple(d[0] for d in cursor.description or ())
         rows = list(cursor.fetchmany(max_rows + 1)) if cursor.description else []
     return columns, rows
