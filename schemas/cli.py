@@ -41,7 +41,11 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
     except Chat2SQLError as err:
         return _fail(user_message(err))
     except (OSError, UnicodeDecodeError) as err:
-        return _fail(f"could not read input: {err.strerror or type(err).__name__}" if isinstance(err, OSError) else "input is not valid UTF-8")
+        return _fail(
+            f"could not read input: {err.strerror or type(err).__name__}"
+            if isinstance(err, OSError)
+            else "input is not valid UTF-8"
+        )
     except Exception:
         logger.exception("unexpected error")
         return _fail(user_message(Exception()))
@@ -107,8 +111,12 @@ def _positive_int(text: str) -> int:
 
 
 def _add(args: argparse.Namespace, registry: Registry, _settings: Settings) -> int:
-    entry = registry.add(args.name, args.url, description=args.description, registered_by=f"cli:{getpass.getuser()}")
-    print(f"registered {entry.name} ({entry.dialect}, {len(entry.schema.tables)} tables) at {entry.url_masked}")
+    entry = registry.add(
+        args.name, args.url, description=args.description, registered_by=f"cli:{getpass.getuser()}"
+    )
+    print(
+        f"registered {entry.name} ({entry.dialect}, {len(entry.schema.tables)} tables) at {entry.url_masked}"
+    )
     return EXIT_OK
 
 

@@ -36,11 +36,11 @@ class UrlCipher:
 
     def decrypt(self, stored: str) -> str:
         if stored.startswith(_PLAIN):
-            return stored[len(_PLAIN):]
+            return stored[len(_PLAIN) :]
         if self._fernet is None:
             raise MissingSecretKey()
         try:
-            return self._fernet.decrypt(stored[len(_FERNET):].encode()).decode()
+            return self._fernet.decrypt(stored[len(_FERNET) :].encode()).decode()
         except InvalidToken:
             raise WrongSecretKey() from None
 

@@ -7,8 +7,8 @@ of catalogue queries; sample values come from a bounded scan of each table.
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, column, inspect, select, table
@@ -48,9 +48,7 @@ def _namespaces(inspector: Inspector, dialect: Dialect) -> list[str | None]:
     if dialect == "mysql":
         return [inspector.default_schema_name]
     return [
-        ns
-        for ns in inspector.get_schema_names()
-        if ns not in _PG_SYSTEM_SCHEMAS and not ns.startswith("pg_")
+        ns for ns in inspector.get_schema_names() if ns not in _PG_SYSTEM_SCHEMAS and not ns.startswith("pg_")
     ]
 
 
@@ -73,7 +71,7 @@ def _read_namespace(inspector: Inspector, namespace: str | None, dialect: Dialec
                 name=name,
                 kind="view" if name in views else "table",
                 columns=tuple(_column(c) for c in cols),
-                primary_key=tuple(pks.get(key, {}).get("constrained_columns") or ()),
+                primary_key=_pk_columns(pks.get(key)),
                 foreign_keys=tuple(_foreign_keys(fks.get(key, []), stored_ns)),
                 comment=comments.get(key),
             )
@@ -81,12 +79,16 @@ def _read_namespace(inspector: Inspector, namespace: str | None, dialect: Dialec
     return result
 
 
+def _pk_columns(pk: Mapping[str, Any] | None) -> tuple[str, ...]:
+    return tuple(pk.get("constrained_columns") or ()) if pk else ()
+
+
 def _comments(inspector: Inspector, namespace: str | None) -> Mapping[tuple[str | None, str], str]:
     try:
         raw = inspector.get_multi_table_comment(schema=namespace, kind=ObjectKind.ANY)
     except NotImplementedError:  # SQLite keeps no comments
         return {}
-    return {key: value["text"] for key, value in raw.items() if value.get("text")}
+    return {key: str(value["text"]) for key, value in raw.items() if value.get("text")}
 
 
 def _column(info: Mapping[str, Any]) -> Column:
@@ -101,7 +103,7 @@ def _column(info: Mapping[str, Any]) -> Column:
 def _type_name(type_: TypeEngine[Any]) -> str:
     try:
         return str(type_.compile()).upper()
-    except Exception:  # noqa: BLE001 - some reflected types cannot compile generically
+    except Exception:
         return type(type_).__name__.upper()
 
 
@@ -138,17 +140,14 @@ def _with_samples(conn: Any, tbl: Table, dialect: Dialect, limit: int) -> Table:
 def _sample(conn: Any, tbl: Table, col: Column, limit: int) -> tuple[str, ...]:
     source = table(tbl.name, column(col.name), schema=tbl.namespace)
     scan = select(source.c[col.name]).limit(SAMPLE_SCAN_ROWS).subquery()
-    query = (
-        select(scan.c[col.name])
-        .where(scan.c[col.name].is_not(None))
-        .distinct()
-        .limit(limit * 3)
-    )
+    query = select(scan.c[col.name]).where(scan.c[col.name].is_not(None)).distinct().limit(limit * 3)
     try:
         with conn.begin_nested() if conn.dialect.name == "postgresql" else nullcontext():
             values = conn.execute(query).scalars().all()
     except SQLAlchemyError as exc:
-        log.warning("sampling failed", extra={"fields": {"table": tbl.qualified_name, "error": type(exc).__name__}})
+        log.warning(
+            "sampling failed", extra={"fields": {"table": tbl.qualified_name, "error": type(exc).__name__}}
+        )
         return ()
     kept = [str(v) for v in values if isinstance(v, str) and 0 < len(v) <= MAX_SAMPLE_CHARS]
     return tuple(sorted(kept)[:limit])

@@ -59,16 +59,18 @@ class DatabaseSchema(_Frozen):
         """A stable fingerprint: equal schemas hash equal, any change changes it."""
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
-    def find_table(
-        self, name: str, namespace: str | None = None, *, quoted: bool = False
-    ) -> Table | None:
+    def find_table(self, name: str, namespace: str | None = None, *, quoted: bool = False) -> Table | None:
         """Find a table the way the engine would resolve the identifier."""
         wanted_ns = namespace if namespace is not None else self.default_namespace
         key = fold(self.dialect, name, quoted=quoted)
         for table in self.tables:
             if fold(self.dialect, table.name, quoted=True) != key and table.name != key:
                 continue
-            if wanted_ns is None or table.namespace is None or _ns_match(self.dialect, table.namespace, wanted_ns):
+            if (
+                wanted_ns is None
+                or table.namespace is None
+                or _ns_match(self.dialect, table.namespace, wanted_ns)
+            ):
                 return table
         return None
 

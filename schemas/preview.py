@@ -17,6 +17,7 @@ connection could not write even if it let one through:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import sqlite3
@@ -71,7 +72,13 @@ def run_checked(
     try:
         result = runner.run(probe, max_rows=max_rows, timeout_s=timeout_s)
     except PreviewError as err:
-        return {"sql": sql, "ok": False, "normalized": shown.normalized, "rule": "preview", "reason": user_message(err)}
+        return {
+            "sql": sql,
+            "ok": False,
+            "normalized": shown.normalized,
+            "rule": "preview",
+            "reason": user_message(err),
+        }
     return {
         "sql": sql,
         "ok": True,
@@ -105,7 +112,7 @@ class ReadOnlyRunner:
                 columns, rows = _RUNNERS[dialect](raw, sql, max_rows, timeout_s)
             except PreviewTimeout:
                 raise
-            except Exception as exc:  # noqa: BLE001 - driver errors become a redacted PreviewFailed
+            except Exception as exc:
                 if _is_timeout(exc):
                     raise PreviewTimeout(timeout_s) from None
                 raise PreviewFailed(_first_line(redact(str(exc), *self._secrets))) from None
@@ -162,10 +169,17 @@ def _run_sqlite(raw: Any, sql: str, max_rows: int, timeout_s: float) -> _Rows:
     return columns, rows
 
 
-_SQLITE_ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+_SQLITE_ALLOWED = {
+    sqlite3.SQLITE_SELECT,
+    sqlite3.SQLITE_READ,
+    sqlite3.SQLITE_FUNCTION,
+    sqlite3.SQLITE_RECURSIVE,
+}
 
 
-def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None) -> int:
+def _sqlite_authorizer(
+    action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None
+) -> int:
     if action not in _SQLITE_ALLOWED:
         return sqlite3.SQLITE_DENY
     if action == sqlite3.SQLITE_FUNCTION and arg2 and is_denied("sqlite", arg2):
@@ -227,10 +241,9 @@ _RUNNERS: dict[Dialect, Callable[[Any, str, int, float], _Rows]] = {
 
 
 def _rollback_quietly(raw: Any) -> None:
-    try:
+    # The connection is discarded afterwards (NullPool), so a failed rollback is harmless.
+    with contextlib.suppress(Exception):
         raw.rollback()
-    except Exception:  # noqa: BLE001,S110 - the connection is discarded (NullPool) anyway
-        pass
 
 
 def _is_timeout(exc: BaseException) -> bool:

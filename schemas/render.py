@@ -1,7 +1,8 @@
 """The schema as the model sees it: compact ``CREATE TABLE`` text, budgeted when large.
 
 >>> from schemas.model import Column, DatabaseSchema, Table
->>> s = DatabaseSchema(dialect="sqlite", tables=(Table(name="t", columns=(Column(name="id", type="INTEGER", nullable=False),), primary_key=("id",)),))
+>>> t = Table(name="t", columns=(Column(name="id", type="INTEGER", nullable=False),), primary_key=("id",))
+>>> s = DatabaseSchema(dialect="sqlite", tables=(t,))
 >>> print(render_schema(s))
 CREATE TABLE t (
   id INTEGER NOT NULL,
@@ -22,9 +23,7 @@ from schemas.model import DatabaseSchema, Table
 TokenCounter = Callable[[str], int]
 
 _PLAIN = re.compile(r"[a-z_][a-z0-9_]*")
-_RESERVED = frozenset(
-    word.lower() for word in Tokenizer.KEYWORDS if word.isalpha() and " " not in word
-)
+_RESERVED = frozenset(word.lower() for word in Tokenizer.KEYWORDS if word.isalpha() and " " not in word)
 _WORD = re.compile(r"[a-z0-9]+")
 
 

@@ -143,4 +143,8 @@ def registry(settings: Settings) -> Iterator[Registry]:
 @pytest.fixture(params=["sqlite", "postgres", "mysql"])
 def sample_url(request: pytest.FixtureRequest) -> str:
     """The sample database on each engine in turn."""
-    return str(request.getfixturevalue({"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "my_url"}[request.param]))
+    return str(
+        request.getfixturevalue(
+            {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "my_url"}[request.param]
+        )
+    )

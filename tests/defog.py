@@ -124,3 +124,15 @@ def _copy_value(raw: str) -> str | None:
     if raw == "\\N":
         return None
     return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[1]), raw)
+
+
+def dump_columns(name: str) -> dict[str, set[str]]:
+    """Table -> column names, from the dump's own CREATE TABLE statements."""
+    out: dict[str, set[str]] = {}
+    for statement in read_dump(name).statements:
+        if statement.startswith("CREATE TABLE"):
+            tree = sqlglot.parse_one(statement, read="postgres")
+            table = tree.find(exp.Table)
+            assert table is not None
+            out[table.name] = {c.name for c in tree.find_all(exp.ColumnDef)}
+    return out

@@ -21,7 +21,12 @@ class Cli:
     def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "schemas", *args],
-            cwd=ROOT, env=self.env, input=stdin, capture_output=True, text=True, timeout=120,
+            cwd=ROOT,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
 
@@ -47,9 +52,14 @@ def test_full_cycle(cli: Cli, sqlite_url: str) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "5 tables" in proc.stdout
     listing = json.loads(cli("list", "--json").stdout)
-    assert listing[0]["name"] == "hr" and listing[0]["dialect"] == "sqlite" and listing[0]["url"] == sqlite_url
+    assert (
+        listing[0]["name"] == "hr" and listing[0]["dialect"] == "sqlite" and listing[0]["url"] == sqlite_url
+    )
     show = cli("show", "hr")
-    assert 'CREATE TABLE "Order Details"' in show.stdout and "FOREIGN KEY (department_id) REFERENCES departments(id)" in show.stdout
+    assert (
+        'CREATE TABLE "Order Details"' in show.stdout
+        and "FOREIGN KEY (department_id) REFERENCES departments(id)" in show.stdout
+    )
     assert "refreshed hr" in cli("refresh", "hr").stdout
     assert cli("remove", "hr").returncode == 0
     assert _names(cli) == []
@@ -80,7 +90,9 @@ def test_list_json_masks_passwords(cli: Cli, pg_url: str) -> None:
         (("check", "--db", "hr", "--file", "/no/such/file.sql"), "could not read input"),
     ],
 )
-def test_errors_are_one_line_and_change_nothing(cli: Cli, sqlite_url: str, args: tuple[str, ...], needle: str) -> None:
+def test_errors_are_one_line_and_change_nothing(
+    cli: Cli, sqlite_url: str, args: tuple[str, ...], needle: str
+) -> None:
     assert cli("add", "hr", sqlite_url).returncode == 0
     proc = cli(*args)
     assert proc.returncode == 1
@@ -111,7 +123,12 @@ def test_check_single(cli: Cli, sqlite_url: str) -> None:
     assert bad.returncode == 1 and bad.stdout.startswith("rejected by read_only:")
     as_json = cli("check", "--db", "hr", "--json", "select nope from employees")
     assert as_json.returncode == 1
-    assert json.loads(as_json.stdout) == {"sql": "select nope from employees", "ok": False, "rule": "known_columns", "reason": "unknown column 'nope'"}
+    assert json.loads(as_json.stdout) == {
+        "sql": "select nope from employees",
+        "ok": False,
+        "rule": "known_columns",
+        "reason": "unknown column 'nope'",
+    }
 
 
 def test_check_file_json_one_object_per_line(cli: Cli, sqlite_url: str, tmp_path: Path) -> None:

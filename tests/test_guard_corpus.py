@@ -48,9 +48,18 @@ def _direct(url: str) -> Callable[[str], list[tuple[Any, ...]]]:
             with sqlite3.connect(parsed.database or "") as conn:
                 return list(conn.execute(sql).fetchall())
         if backend == "postgresql":
-            with psycopg.connect(host=parsed.host, port=parsed.port, user=parsed.username, dbname=parsed.database) as conn:
+            with psycopg.connect(
+                host=parsed.host, port=parsed.port, user=parsed.username, dbname=parsed.database
+            ) as conn:
                 return list(conn.execute(sql).fetchall())  # type: ignore[call-overload]
-        conn = pymysql.connect(host=parsed.host, port=parsed.port or 3306, user=parsed.username or "root", password="", database=parsed.database, charset="utf8mb4")
+        conn = pymysql.connect(
+            host=parsed.host,
+            port=parsed.port or 3306,
+            user=parsed.username or "root",
+            password="",
+            database=parsed.database,
+            charset="utf8mb4",
+        )
         with conn, conn.cursor() as cur:
             cur.execute(sql)
             return list(cur.fetchall())

@@ -18,7 +18,15 @@ def _schema(dialect: str, ns: str | None = None) -> DatabaseSchema:
         dialect=dialect,  # type: ignore[arg-type]
         default_namespace=ns,
         tables=(
-            Table(namespace=ns, name="orders", columns=(Column(name="id", type="INT"), Column(name="created_at", type="TIMESTAMP"), Column(name="note", type="TEXT"))),
+            Table(
+                namespace=ns,
+                name="orders",
+                columns=(
+                    Column(name="id", type="INT"),
+                    Column(name="created_at", type="TIMESTAMP"),
+                    Column(name="note", type="TEXT"),
+                ),
+            ),
             Table(namespace=ns, name="Mixed Case", columns=(Column(name="Total", type="INT"),)),
         ),
     )
@@ -30,9 +38,18 @@ MY = _schema("mysql", "shop")
 
 
 def test_limit_added_capped_and_kept() -> None:
-    assert guard.check("select id from orders", SQLITE, max_rows=10).normalized == "SELECT id FROM orders LIMIT 10"
-    assert guard.check("select id from orders limit 500", SQLITE, max_rows=10).normalized == "SELECT id FROM orders LIMIT 10"
-    assert guard.check("select id from orders limit 3", SQLITE, max_rows=10).normalized == "SELECT id FROM orders LIMIT 3"
+    assert (
+        guard.check("select id from orders", SQLITE, max_rows=10).normalized
+        == "SELECT id FROM orders LIMIT 10"
+    )
+    assert (
+        guard.check("select id from orders limit 500", SQLITE, max_rows=10).normalized
+        == "SELECT id FROM orders LIMIT 10"
+    )
+    assert (
+        guard.check("select id from orders limit 3", SQLITE, max_rows=10).normalized
+        == "SELECT id FROM orders LIMIT 3"
+    )
     union = guard.check("select id from orders union select id from orders", SQLITE, max_rows=7)
     assert union.normalized is not None and union.normalized.endswith("LIMIT 7")
 
@@ -63,7 +80,10 @@ def test_identifiers_match_like_the_engine(schema: DatabaseSchema, sql: str, ok:
 
 
 def test_cte_names_and_aliases_are_not_tables() -> None:
-    sql = "with recent as (select id, created_at from orders) select r.id from recent r join orders o on o.id = r.id"
+    sql = (
+        "with recent as (select id, created_at from orders) "
+        "select r.id from recent r join orders o on o.id = r.id"
+    )
     assert guard.check(sql, PG).ok
 
 
@@ -96,13 +116,27 @@ def test_mysql_date_arithmetic_runs_on_sqlite(tmp_path) -> None:  # type: ignore
 
 
 def test_mysql_date_arithmetic_runs_on_postgres(pg_url: str) -> None:
-    schema = DatabaseSchema(dialect="postgres", default_namespace="public", tables=(
-        Table(namespace="public", name="employees", columns=(Column(name="id", type="INT"), Column(name="hired_on", type="DATE"))),))
-    result = guard.check("SELECT id FROM employees WHERE hired_on >= DATE_SUB(NOW(), INTERVAL 2 YEAR) ORDER BY id", schema)
+    schema = DatabaseSchema(
+        dialect="postgres",
+        default_namespace="public",
+        tables=(
+            Table(
+                namespace="public",
+                name="employees",
+                columns=(Column(name="id", type="INT"), Column(name="hired_on", type="DATE")),
+            ),
+        ),
+    )
+    result = guard.check(
+        "SELECT id FROM employees WHERE hired_on >= DATE_SUB(NOW(), INTERVAL 2 YEAR) ORDER BY id", schema
+    )
     assert result.ok, result.reason
     runner = ReadOnlyRunner(url=pg_url)
-    expected = psycopg.connect(pg_url.replace("postgresql://", "postgresql://", 1)).execute(
-        "SELECT id FROM employees WHERE hired_on >= now() - interval '2 years' ORDER BY id").fetchall()
+    expected = (
+        psycopg.connect(pg_url.replace("postgresql://", "postgresql://", 1))
+        .execute("SELECT id FROM employees WHERE hired_on >= now() - interval '2 years' ORDER BY id")
+        .fetchall()
+    )
     assert [r[0] for r in runner.run(result.normalized or "").rows] == [r[0] for r in expected]
 
 
@@ -115,10 +149,28 @@ def test_other_dialect_syntax_is_rewritten_with_a_warning() -> None:
 def test_denylist_patterns() -> None:
     assert is_denied("postgres", "pg_sleep_for") and is_denied("postgres", "LO_IMPORT")
     assert is_denied("mysql", "SLEEP") and is_denied("sqlite", "load_extension")
-    assert not any(is_denied(d, f) for d in DENYLIST for f in ("count", "sum", "lower", "date_trunc", "strftime", "coalesce"))
+    assert not any(
+        is_denied(d, f)
+        for d in DENYLIST
+        for f in ("count", "sum", "lower", "date_trunc", "strftime", "coalesce")
+    )
 
 
 @pytest.mark.parametrize("sql", ["", "   ", "-- just a comment", "/* nothing */", ";"])
 def test_no_statement(sql: str) -> None:
     result = guard.check(sql, SQLITE)
     assert (result.ok, result.rule) == (False, "single_statement")
+
+
+def test_fetch_first_is_kept_or_capped() -> None:
+    kept = guard.check("select id from orders order by id fetch first 2 rows only", PG, max_rows=10)
+    assert kept.normalized == "SELECT id FROM orders ORDER BY id FETCH FIRST 2 ROWS ONLY"
+    capped = guard.check("select id from orders order by id fetch first 500 rows only", PG, max_rows=10)
+    assert capped.normalized == "SELECT id FROM orders ORDER BY id FETCH FIRST 10 ROWS ONLY"
+
+
+def test_mysql_output_runs_on_mariadb_too() -> None:
+    result = guard.check("select id from orders where note regexp '^a' and note not rlike 'b$'", MY)
+    assert (
+        result.normalized == "SELECT id FROM orders WHERE note REGEXP '^a' AND NOT note REGEXP 'b$' LIMIT 50"
+    )

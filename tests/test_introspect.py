@@ -71,7 +71,9 @@ def test_odd_identifiers_sqlite(tmp_path: Path) -> None:
 @pytest.fixture
 def pg_odd() -> Iterator[str]:
     name = f"c2s_odd_{uuid.uuid4().hex[:8]}"
-    url = pg_create_database(name, """
+    url = pg_create_database(
+        name,
+        """
         CREATE SCHEMA sales;
         CREATE SCHEMA "Mixed Schema";
         CREATE TABLE sales."Orders" ("Id" INT PRIMARY KEY, "order" TEXT, "user" TEXT);
@@ -80,7 +82,8 @@ def pg_odd() -> Iterator[str]:
         COMMENT ON COLUMN sales."Orders"."order" IS 'Order reference';
         CREATE MATERIALIZED VIEW sales.order_refs AS SELECT "order" FROM sales."Orders";
         INSERT INTO public.plain VALUES ('α'), ('β'), (NULL), (repeat('x', 200));
-    """)
+    """,
+    )
     yield url
     pg_drop_database(name)
 
@@ -88,7 +91,12 @@ def pg_odd() -> Iterator[str]:
 def test_postgres_namespaces_and_quoting(pg_odd: str) -> None:
     schema = _introspect(pg_odd)
     assert schema.default_namespace == "public"
-    assert {t.qualified_name for t in schema.tables} == {"sales.Orders", "Mixed Schema.a b", "public.plain", "sales.order_refs"}
+    assert {t.qualified_name for t in schema.tables} == {
+        "sales.Orders",
+        "Mixed Schema.a b",
+        "public.plain",
+        "sales.order_refs",
+    }
     orders = schema.find_table("Orders", "sales", quoted=True)
     assert orders is not None and orders.primary_key == ("Id",)
     assert next(c for c in orders.columns if c.name == "order").comment == "Order reference"
@@ -102,7 +110,10 @@ def test_postgres_namespaces_and_quoting(pg_odd: str) -> None:
 
 def test_mysql_keyless_and_reserved(my_url: str) -> None:
     name = f"c2s_odd_{uuid.uuid4().hex[:8]}"
-    url = my_create_database(name, "CREATE TABLE `group` (`key` INT, `Mixed Col` VARCHAR(10));\nINSERT INTO `group` VALUES (1, 'v')")
+    url = my_create_database(
+        name,
+        "CREATE TABLE `group` (`key` INT, `Mixed Col` VARCHAR(10));\nINSERT INTO `group` VALUES (1, 'v')",
+    )
     try:
         schema = _introspect(url)
         table = schema.find_table("group")
@@ -116,7 +127,9 @@ def _wide_script(n: int, dialect: str) -> str:
     statements = []
     for i in range(n):
         ref = f", parent_id INTEGER REFERENCES t{i - 1:03d}(id)" if i else ""
-        statements.append(f"CREATE TABLE t{i:03d} (id INTEGER PRIMARY KEY, label VARCHAR(40), amount NUMERIC(10,2){ref})")
+        statements.append(
+            f"CREATE TABLE t{i:03d} (id INTEGER PRIMARY KEY, label VARCHAR(40), amount NUMERIC(10,2){ref})"
+        )
     return ";\n".join(statements) + ";\n"
 
 

@@ -142,7 +142,9 @@ def pg_registry_settings(tmp_path: Path) -> Iterator[Settings]:
     pg_drop_database(name)
 
 
-def test_postgres_registry_refuses_passwords_without_key(pg_registry_settings: Settings, sqlite_url: str, pg_url: str) -> None:
+def test_postgres_registry_refuses_passwords_without_key(
+    pg_registry_settings: Settings, sqlite_url: str, pg_url: str
+) -> None:
     reg = Registry.open(pg_registry_settings)
     reg.add("local", sqlite_url, registered_by="t")  # no credentials: allowed without a key
     with pytest.raises(MissingSecretKey):

@@ -6,19 +6,36 @@ from schemas.model import Column, DatabaseSchema, ForeignKey, Table
 from schemas.render import approx_tokens, quote_ident, rank_tables, render_schema, render_table
 
 
-def _table(name: str, *cols: str, fks: tuple[ForeignKey, ...] = (), samples: dict[str, tuple[str, ...]] | None = None) -> Table:
+def _table(
+    name: str, *cols: str, fks: tuple[ForeignKey, ...] = (), samples: dict[str, tuple[str, ...]] | None = None
+) -> Table:
     samples = samples or {}
-    return Table(name=name, columns=tuple(Column(name=c, type="TEXT", samples=samples.get(c, ())) for c in cols), foreign_keys=fks)
+    return Table(
+        name=name,
+        columns=tuple(Column(name=c, type="TEXT", samples=samples.get(c, ())) for c in cols),
+        foreign_keys=fks,
+    )
 
 
 def _big_schema() -> DatabaseSchema:
     filler = tuple(_table(f"zz_filler_{i:03d}", "id", "payload", "created") for i in range(200))
     core = (
         _table("departments", "id", "name", samples={"name": ("Engineering", "Sales")}),
-        _table("employees", "id", "name", "department_id", "salary",
-               fks=(ForeignKey(columns=("department_id",), ref_table="departments", ref_columns=("id",)),)),
+        _table(
+            "employees",
+            "id",
+            "name",
+            "department_id",
+            "salary",
+            fks=(ForeignKey(columns=("department_id",), ref_table="departments", ref_columns=("id",)),),
+        ),
         _table("invoices", "id", "customer", "total"),
-        _table("badges", "id", "employee_id", fks=(ForeignKey(columns=("employee_id",), ref_table="employees", ref_columns=("id",)),)),
+        _table(
+            "badges",
+            "id",
+            "employee_id",
+            fks=(ForeignKey(columns=("employee_id",), ref_table="employees", ref_columns=("id",)),),
+        ),
     )
     return DatabaseSchema(dialect="sqlite", tables=core + filler)
 
@@ -33,10 +50,16 @@ def test_quoting() -> None:
 
 def test_render_table_keys_comments_samples() -> None:
     table = Table(
-        namespace="sales", name="Orders",
-        columns=(Column(name="id", type="INTEGER", nullable=False), Column(name="status", type="TEXT", comment="Order\nstatus", samples=("open", "it's"))),
+        namespace="sales",
+        name="Orders",
+        columns=(
+            Column(name="id", type="INTEGER", nullable=False),
+            Column(name="status", type="TEXT", comment="Order\nstatus", samples=("open", "it's")),
+        ),
         primary_key=("id",),
-        foreign_keys=(ForeignKey(columns=("id",), ref_namespace="public", ref_table="x", ref_columns=("id",)),),
+        foreign_keys=(
+            ForeignKey(columns=("id",), ref_namespace="public", ref_table="x", ref_columns=("id",)),
+        ),
         comment="All orders",
     )
     schema = DatabaseSchema(dialect="postgres", default_namespace="public", tables=(table,))

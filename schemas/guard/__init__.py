@@ -1,7 +1,8 @@
 """The SQL guard: one statement in, normalized read-only SQL out, or a named rejection.
 
 >>> from schemas.model import Column, DatabaseSchema, Table
->>> s = DatabaseSchema(dialect="sqlite", tables=(Table(name="emp", columns=(Column(name="id", type="INT"),)),))
+>>> emp = Table(name="emp", columns=(Column(name="id", type="INT"),))
+>>> s = DatabaseSchema(dialect="sqlite", tables=(emp,))
 >>> check("select id from emp", s).normalized
 'SELECT id FROM emp LIMIT 50'
 >>> check("delete from emp", s).rule
@@ -19,6 +20,7 @@ from sqlglot.errors import SqlglotError
 
 from chat2sql.errors import GuardRejected
 from schemas.dialects import Dialect
+from schemas.guard.generate import to_sql
 from schemas.guard.rules import RULES, GuardContext, Rejection, Rule
 from schemas.model import DatabaseSchema
 
@@ -70,12 +72,10 @@ def check(
             tree = rule(tree, ctx)
         except Rejection as rej:
             return GuardResult(sql=sql, ok=False, rule=rule.__name__, reason=rej.reason)
-    return GuardResult(
-        sql=sql, ok=True, normalized=tree.sql(dialect=schema.dialect), warnings=tuple(warnings)
-    )
+    return GuardResult(sql=sql, ok=True, normalized=to_sql(tree, schema.dialect), warnings=tuple(warnings))
 
 
-def _single_statement(sql: str, dialect: Dialect) -> tuple[exp.Expression, list[str]]:
+def _single_statement(sql: str, dialect: Dialect) -> tuple[exp.Expr, list[str]]:
     """Parse exactly one statement, in the engine's dialect or, failing that, another one."""
     if not sql.strip() or not _has_code(sql, dialect):
         raise Rejection("there is no SQL statement")
@@ -105,8 +105,9 @@ def _has_code(sql: str, dialect: Dialect) -> bool:
 def _parse_reason(err: SqlglotError | None, dialect: Dialect) -> str:
     details = getattr(err, "errors", None) or []
     if details and isinstance(details[0], dict) and details[0].get("line"):
-        return f"the SQL could not be parsed for {dialect} (line {details[0]['line']}, column {details[0]['col']})"
+        where = f"line {details[0]['line']}, column {details[0]['col']}"
+        return f"the SQL could not be parsed for {dialect} ({where})"
     return f"the SQL could not be parsed for {dialect}"
 
 
-__all__ = ["GuardResult", "check", "RULES", "GuardContext", "DEFAULT_MAX_ROWS"]
+__all__ = ["DEFAULT_MAX_ROWS", "RULES", "GuardContext", "GuardResult", "check"]

@@ -13,21 +13,34 @@ from sqlglot import exp
 
 from schemas.dialects import Dialect
 
-_NOW = {"NOW": exp.CurrentTimestamp, "SYSDATE": exp.CurrentTimestamp, "GETDATE": exp.CurrentTimestamp,
-        "LOCALTIMESTAMP": exp.CurrentTimestamp, "CURDATE": exp.CurrentDate, "CURTIME": exp.CurrentTime}
+_NOW = {
+    "NOW": exp.CurrentTimestamp,
+    "SYSDATE": exp.CurrentTimestamp,
+    "GETDATE": exp.CurrentTimestamp,
+    "LOCALTIMESTAMP": exp.CurrentTimestamp,
+    "CURDATE": exp.CurrentDate,
+    "CURTIME": exp.CurrentTime,
+}
 _INTERVAL_TEXT = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
-_SQLITE_UNITS = {"second": "seconds", "minute": "minutes", "hour": "hours", "day": "days",
-                 "week": "days", "month": "months", "year": "years"}
+_SQLITE_UNITS = {
+    "second": "seconds",
+    "minute": "minutes",
+    "hour": "hours",
+    "day": "days",
+    "week": "days",
+    "month": "months",
+    "year": "years",
+}
 
 
-def fix_up(tree: exp.Expression, dialect: Dialect) -> exp.Expression:
+def fix_up(tree: exp.Expr, dialect: Dialect) -> exp.Expr:
     tree = tree.transform(_current_time_functions)
     if dialect == "sqlite":
         tree = tree.transform(_sqlite_date_arithmetic)
     return tree
 
 
-def _current_time_functions(node: exp.Expression) -> exp.Expression:
+def _current_time_functions(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.Anonymous) and not node.expressions:
         factory = _NOW.get(node.name.upper())
         if factory is not None:
@@ -35,10 +48,21 @@ def _current_time_functions(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def _sqlite_date_arithmetic(node: exp.Expression) -> exp.Expression:
+def _sqlite_date_arithmetic(node: exp.Expr) -> exp.Expr:
     """DATE_SUB(x, INTERVAL 1 MONTH) / x - INTERVAL '1 month' -> DATETIME(x, '-1 months')."""
     sign = 1
-    if isinstance(node, (exp.DateAdd, exp.DateSub, exp.TsOrDsAdd, exp.TimestampAdd, exp.TimestampSub, exp.DatetimeAdd, exp.DatetimeSub)):
+    if isinstance(
+        node,
+        (
+            exp.DateAdd,
+            exp.DateSub,
+            exp.TsOrDsAdd,
+            exp.TimestampAdd,
+            exp.TimestampSub,
+            exp.DatetimeAdd,
+            exp.DatetimeSub,
+        ),
+    ):
         base, amount = node.this, node.expression
         unit = node.args.get("unit")
         sign = -1 if isinstance(node, (exp.DateSub, exp.TimestampSub, exp.DatetimeSub)) else 1
@@ -64,7 +88,7 @@ def _sqlite_date_arithmetic(node: exp.Expression) -> exp.Expression:
     return exp.Anonymous(this=func, expressions=[base, exp.Literal.string(modifier)])
 
 
-def _amount_and_unit(amount: exp.Expression, unit: exp.Expression | None) -> tuple[float, str] | None:
+def _amount_and_unit(amount: exp.Expr, unit: exp.Expr | None) -> tuple[float, str] | None:
     if isinstance(amount, exp.Interval):
         unit = amount.args.get("unit") or unit
         amount = amount.this

@@ -38,19 +38,46 @@ class GuardContext:
         return self.schema.dialect
 
 
-Rule = Callable[[exp.Expression, GuardContext], exp.Expression]
+Rule = Callable[[exp.Expr, GuardContext], exp.Expr]
 
 _QUERY_ROOTS = (exp.Select, exp.SetOperation)
 _WRITES_OR_STATE = (
-    exp.DML, exp.DDL, exp.Create, exp.Drop, exp.Alter, exp.TruncateTable, exp.Merge, exp.Into,
-    exp.Command, exp.Pragma, exp.Set, exp.Attach, exp.Detach, exp.Copy, exp.Grant, exp.Revoke,
-    exp.Use, exp.Transaction, exp.Commit, exp.Rollback, exp.LoadData, exp.Analyze, exp.Kill,
-    exp.Cache, exp.Uncache, exp.Refresh, exp.Comment, exp.Declare, exp.Execute, exp.Describe,
-    exp.Summarize, exp.Show,
+    exp.DML,
+    exp.DDL,
+    exp.Create,
+    exp.Drop,
+    exp.Alter,
+    exp.TruncateTable,
+    exp.Merge,
+    exp.Into,
+    exp.Command,
+    exp.Pragma,
+    exp.Set,
+    exp.Attach,
+    exp.Detach,
+    exp.Copy,
+    exp.Grant,
+    exp.Revoke,
+    exp.Use,
+    exp.Transaction,
+    exp.Commit,
+    exp.Rollback,
+    exp.LoadData,
+    exp.Analyze,
+    exp.Kill,
+    exp.Cache,
+    exp.Uncache,
+    exp.Refresh,
+    exp.Comment,
+    exp.Declare,
+    exp.Execute,
+    exp.Describe,
+    exp.Summarize,
+    exp.Show,
 )
 
 
-def read_only(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+def read_only(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     """Only SELECT, WITH … SELECT and set operations; nothing that writes anywhere inside."""
     root = tree.unnest() if isinstance(tree, exp.Subquery) else tree
     if not isinstance(root, _QUERY_ROOTS):
@@ -61,14 +88,14 @@ def read_only(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
     return tree
 
 
-def no_locking(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+def no_locking(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     """SELECT … FOR UPDATE/SHARE takes row locks."""
     if tree.find(exp.Lock):
         raise Rejection("row locks (FOR UPDATE / FOR SHARE) are not allowed")
     return tree
 
 
-def no_session_state(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+def no_session_state(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     """Server variables (@@datadir) and variable assignment (@a := 1)."""
     if tree.find(exp.SessionParameter):
         raise Rejection("server variables (@@name) are not allowed")
@@ -78,7 +105,7 @@ def no_session_state(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
     return tree
 
 
-def no_denied_functions(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+def no_denied_functions(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     """Functions with side effects or access to files, network, processes or time."""
     for func in tree.find_all(exp.Func):
         name = func.name if isinstance(func, exp.Anonymous) else func.sql_name()
@@ -87,12 +114,12 @@ def no_denied_functions(tree: exp.Expression, ctx: GuardContext) -> exp.Expressi
     return tree
 
 
-def dialect_fixups(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+def dialect_fixups(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     """Rewrite other dialects' date arithmetic and current-time functions for this engine."""
     return fix_up(tree, ctx.dialect)
 
 
-def known_tables(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+def known_tables(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     """Every table exists in the registered schema (CTE names are fine)."""
     d = ctx.dialect
     ctes = {fold_column(d, cte.alias, quoted=True) for cte in tree.find_all(exp.CTE)}
@@ -111,7 +138,7 @@ def known_tables(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
     return tree
 
 
-def known_columns(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+def known_columns(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     """Every column exists in the tables it is read from."""
     d = ctx.dialect
     probe = _normalized_copy(tree, d)
@@ -131,17 +158,26 @@ def known_columns(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
     return tree
 
 
-def row_limit(tree: exp.Expression, ctx: GuardContext) -> exp.Expression:
+def row_limit(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     """Add a LIMIT, or cap an existing one, at the preview row cap."""
     query = tree.unnest() if isinstance(tree, exp.Subquery) else tree
     assert isinstance(query, exp.Query)
     current = query.args.get("limit")
-    value = current.expression if isinstance(current, exp.Limit) else None
-    if isinstance(value, exp.Literal) and value.is_int and int(value.this) <= ctx.max_rows:
+    if isinstance(current, exp.Fetch):  # FETCH FIRST n ROWS ONLY
+        count = current.args.get("count")
+        if _int_at_most(count, ctx.max_rows):
+            return tree
+        current.set("count", exp.Literal.number(ctx.max_rows))
+        return tree
+    if isinstance(current, exp.Limit) and _int_at_most(current.expression, ctx.max_rows):
         return tree
     if isinstance(query, exp.SetOperation) and current is None:
         return exp.select("*").from_(query.subquery("_preview")).limit(ctx.max_rows)
     return query.limit(ctx.max_rows, copy=False)
+
+
+def _int_at_most(value: exp.Expr | None, cap: int) -> bool:
+    return isinstance(value, exp.Literal) and value.is_int and int(value.this) <= cap
 
 
 RULES: tuple[Rule, ...] = (
@@ -156,7 +192,7 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def _kind(node: exp.Expression) -> str:
+def _kind(node: exp.Expr) -> str:
     if isinstance(node, exp.Command):
         return f"a {str(node.this).upper()} command"
     if isinstance(node, exp.Into):
@@ -184,10 +220,11 @@ def _mapping(schema: DatabaseSchema) -> MappingSchema:
             nested.setdefault(_key(d, table.namespace), {})[_key(d, table.name)] = cols
         else:
             flat[_key(d, table.name)] = cols
-    return MappingSchema(nested or flat, dialect=d, normalize=False)
+    mapping: dict[str, object] = dict(nested) if nested else dict(flat)
+    return MappingSchema(mapping, dialect=d, normalize=False)
 
 
-def _normalized_copy(tree: exp.Expression, dialect: Dialect) -> exp.Expression:
+def _normalized_copy(tree: exp.Expr, dialect: Dialect) -> exp.Expr:
     """Identifiers folded the way the engine folds them, then quoted, so qualify compares exactly."""
     probe = tree.copy()
     for ident in probe.find_all(exp.Identifier):
@@ -204,4 +241,3 @@ def _column_reason(message: str) -> str:
     if "Unknown table" in first or "Unknown" in first:
         return first.rstrip(".").lower()
     return "a column could not be matched to a table in the schema"
-

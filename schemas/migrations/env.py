@@ -4,7 +4,7 @@ or on CHAT2SQL_REGISTRY_URL when run from the ``alembic`` command line."""
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from chat2sql.settings import Settings
 from schemas.registry import Base
@@ -12,7 +12,7 @@ from schemas.registry import Base
 target_metadata = Base.metadata
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
