@@ -66,11 +66,11 @@ class DatabaseSchema(_Frozen):
         for table in self.tables:
             if fold(self.dialect, table.name, quoted=True) != key and table.name != key:
                 continue
-            if (
-                wanted_ns is None
-                or table.namespace is None
-                or _ns_match(self.dialect, table.namespace, wanted_ns)
-            ):
+            if table.namespace is None:
+                # SQLite: only the main database is registered, not temp or attached ones.
+                if wanted_ns is None or wanted_ns.lower() == "main":
+                    return table
+            elif wanted_ns is None or _ns_match(self.dialect, table.namespace, wanted_ns):
                 return table
         return None
 

@@ -174,3 +174,41 @@ def test_mysql_output_runs_on_mariadb_too() -> None:
     assert (
         result.normalized == "SELECT id FROM orders WHERE note REGEXP '^a' AND NOT note REGEXP 'b$' LIMIT 50"
     )
+
+
+def test_comments_never_reach_the_engine() -> None:
+    result = guard.check("SELECT id FROM orders; -- list staff; DROP TABLE orders", SQLITE)
+    assert result.normalized == "SELECT id FROM orders LIMIT 50"
+    assert (
+        guard.check("select id /* note */ from orders", SQLITE).normalized == "SELECT id FROM orders LIMIT 50"
+    )
+
+
+def test_mysql_executable_comments_are_refused() -> None:
+    for sql in ("SELECT 1 /*!, SLEEP(1) */", "select id from orders /*M! , load_file('x') */"):
+        assert guard.check(sql, MY).rule == "no_executable_comments"
+    assert guard.check("select id from orders /* ! plain */", MY).ok
+
+
+def test_sqlite_only_main_database() -> None:
+    assert guard.check("select id from main.orders", SQLITE).ok
+    for ns in ("temp", "other", "attached"):
+        assert guard.check(f"select id from {ns}.orders", SQLITE).rule == "known_tables"
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("HANDLER orders OPEN", "not HANDLER statements"),
+        ("SELECT * INTO OUTFILE '/tmp/x' FROM orders", "SELECT … INTO"),
+        ("```sql SELECT * FROM orders ```", "not an SQL query"),
+    ],
+)
+def test_unparseable_statements_get_specific_reasons(sql: str, reason: str) -> None:
+    result = guard.check(sql, MY)
+    assert result.rule == "read_only" and reason in (result.reason or "")
+
+
+def test_stacked_statements_that_do_not_parse() -> None:
+    result = guard.check("SELECT 1; LOAD DATA INFILE '/tmp/x' INTO TABLE orders", MY)
+    assert result.rule in ("single_statement", "read_only") and not result.ok

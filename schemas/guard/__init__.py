@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
+from sqlglot.tokens import TokenType
 
 from chat2sql.errors import GuardRejected
 from schemas.dialects import Dialect
 from schemas.guard.generate import to_sql
-from schemas.guard.rules import RULES, GuardContext, Rejection, Rule
+from schemas.guard.rules import RULES, TEXT_RULES, GuardContext, Rejection, Rule
 from schemas.model import DatabaseSchema
 
 DEFAULT_MAX_ROWS = 50
@@ -63,10 +64,15 @@ def check(
 ) -> GuardResult:
     """Run ``sql`` through every rule for ``schema``'s dialect."""
     ctx = GuardContext(schema=schema, max_rows=max_rows)
+    for text_rule in TEXT_RULES:
+        try:
+            text_rule(sql, schema.dialect)
+        except Rejection as rej:
+            return GuardResult(sql=sql, ok=False, rule=rej.rule or text_rule.__name__, reason=rej.reason)
     try:
         tree, warnings = _single_statement(sql, schema.dialect)
     except Rejection as rej:
-        return GuardResult(sql=sql, ok=False, rule="single_statement", reason=rej.reason)
+        return GuardResult(sql=sql, ok=False, rule=rej.rule or "single_statement", reason=rej.reason)
     for rule in rules:
         try:
             tree = rule(tree, ctx)
@@ -88,11 +94,38 @@ def _single_statement(sql: str, dialect: Dialect) -> tuple[exp.Expr, list[str]]:
         except SqlglotError as err:
             first_error = first_error or err
     if statements is None:
+        if _is_stacked(sql, dialect):
+            raise Rejection("exactly one statement is allowed")
+        if _has_into(sql, dialect):
+            raise Rejection("SELECT … INTO writes to files or variables", rule="read_only")
         raise Rejection(_parse_reason(first_error, dialect))
+    statements = [s for s in statements if not isinstance(s, exp.Semicolon)]
+    if not statements:
+        raise Rejection("there is no SQL statement")
     if len(statements) != 1:
         raise Rejection(f"exactly one statement is allowed, found {len(statements)}")
     warnings = [] if used == dialect else [f"rewritten from {used} syntax for {dialect}"]
     return statements[0], warnings
+
+
+def _is_stacked(sql: str, dialect: Dialect) -> bool:
+    try:
+        tokens = sqlglot.tokenize(sql, read=dialect)
+    except SqlglotError:
+        return False
+    ends = [i for i, t in enumerate(tokens) if t.token_type == TokenType.SEMICOLON]
+    return (
+        bool(ends)
+        and ends[0] < len(tokens) - 1
+        and any(t.token_type != TokenType.SEMICOLON for t in tokens[ends[0] + 1 :])
+    )
+
+
+def _has_into(sql: str, dialect: Dialect) -> bool:
+    try:
+        return any(t.text.upper() == "INTO" for t in sqlglot.tokenize(sql, read=dialect))
+    except SqlglotError:
+        return False
 
 
 def _has_code(sql: str, dialect: Dialect) -> bool:

@@ -100,6 +100,7 @@ _SQLITE = (
     "zeroblob",
     "sqlite_dbpage",
     "zipfile",
+    "pragma_*",
     "shell",
     "system",
 )

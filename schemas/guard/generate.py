@@ -31,4 +31,5 @@ class MySQLPortable(MySQL):
 
 
 def to_sql(tree: exp.Expr, dialect: Dialect) -> str:
-    return tree.sql(dialect=MySQLPortable if dialect == "mysql" else dialect)
+    # Comments are dropped: MySQL would run the inside of /*! ... */.
+    return tree.sql(dialect=MySQLPortable if dialect == "mysql" else dialect, comments=False)

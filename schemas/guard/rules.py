@@ -8,9 +8,11 @@ rule in the final ``GuardRejected``.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import sqlglot
 from sqlglot import exp
 from sqlglot.errors import OptimizeError, SqlglotError
 from sqlglot.optimizer.qualify import qualify
@@ -23,9 +25,10 @@ from schemas.model import DatabaseSchema
 
 
 class Rejection(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, rule: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.rule = rule
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +42,19 @@ class GuardContext:
 
 
 Rule = Callable[[exp.Expr, GuardContext], exp.Expr]
+TextRule = Callable[[str, Dialect], None]
+
+# Statements that start with one of these words write or change state; they are refused
+# before parsing, so that a statement sqlglot cannot parse still gets the right reason.
+_STATE_KEYWORDS = frozenset(
+    """INSERT UPDATE DELETE REPLACE MERGE UPSERT CREATE DROP ALTER TRUNCATE RENAME COMMENT
+    GRANT REVOKE SET RESET LOAD HANDLER CALL DO EXEC EXECUTE PREPARE DEALLOCATE NOTIFY
+    LISTEN UNLISTEN COPY IMPORT REASSIGN SECURITY RELEASE SAVEPOINT COMMIT ROLLBACK BEGIN
+    START END ABORT XA LOCK UNLOCK INSTALL UNINSTALL REPAIR OPTIMIZE ANALYZE VACUUM ATTACH
+    DETACH PRAGMA REINDEX CLUSTER REFRESH DISCARD CHECKPOINT FLUSH KILL PURGE SHUTDOWN USE
+    CACHE UNCACHE""".split()
+)
+_EXECUTABLE_COMMENT = re.compile(r"/\*\s*(?:!|M!)")
 
 _QUERY_ROOTS = (exp.Select, exp.SetOperation)
 _WRITES_OR_STATE = (
@@ -77,10 +93,34 @@ _WRITES_OR_STATE = (
 )
 
 
+def no_executable_comments(sql: str, dialect: Dialect) -> None:
+    """MySQL/MariaDB run the inside of ``/*! … */`` and ``/*M! … */`` comments."""
+    if dialect == "mysql" and _EXECUTABLE_COMMENT.search(sql):
+        raise Rejection("executable comments (/*! … */) are not allowed")
+
+
+def statement_kind(sql: str, dialect: Dialect) -> None:
+    """Refuse by the first keyword, before parsing: read_only's view of the raw text."""
+    try:
+        tokens = sqlglot.tokenize(sql, read=dialect)
+    except SqlglotError:
+        return
+    words = [t.text.upper() for t in tokens if t.text]
+    if words and words[0] in _STATE_KEYWORDS:
+        raise Rejection(
+            f"only read-only SELECT queries are allowed, not {words[0]} statements", rule="read_only"
+        )
+
+
+TEXT_RULES: tuple[TextRule, ...] = (no_executable_comments, statement_kind)
+
+
 def read_only(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     """Only SELECT, WITH … SELECT and set operations; nothing that writes anywhere inside."""
     root = tree.unnest() if isinstance(tree, exp.Subquery) else tree
     if not isinstance(root, _QUERY_ROOTS):
+        if not isinstance(root, _WRITES_OR_STATE):
+            raise Rejection("the input is not an SQL query")
         raise Rejection(f"only read-only SELECT queries are allowed, not {_kind(root)}")
     for node in tree.walk():
         if isinstance(node, _WRITES_OR_STATE):
