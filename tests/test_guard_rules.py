@@ -179,15 +179,14 @@ def test_mysql_output_runs_on_mariadb_too() -> None:
 def test_comments_never_reach_the_engine() -> None:
     result = guard.check("SELECT id FROM orders; -- list staff; DROP TABLE orders", SQLITE)
     assert result.normalized == "SELECT id FROM orders LIMIT 50"
-    assert (
-        guard.check("select id /* note */ from orders", SQLITE).normalized == "SELECT id FROM orders LIMIT 50"
-    )
+    commented = guard.check("select id /* note */ from orders", SQLITE)
+    assert commented.normalized == "SELECT id FROM orders LIMIT 50"
 
 
 def test_mysql_executable_comments_are_refused() -> None:
     for sql in ("SELECT 1 /*!, SLEEP(1) */", "select id from orders /*M! , load_file('x') */"):
         assert guard.check(sql, MY).rule == "no_executable_comments"
-    assert guard.check("select id from orders /* ! plain */", MY).ok
+    assert guard.check("select id from orders /* plain */", MY).ok
 
 
 def test_sqlite_only_main_database() -> None:
