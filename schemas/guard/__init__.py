@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,10 @@ from schemas.guard.rules import RULES, TEXT_RULES, GuardContext, Rejection, Rule
 from schemas.model import DatabaseSchema
 
 DEFAULT_MAX_ROWS = 50
+
+# sqlglot warns for every statement it can only parse as an opaque Command; the guard
+# refuses those by design, so the warning is noise.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 _FALLBACK_DIALECTS: tuple[Dialect, ...] = ("mysql", "postgres", "sqlite")
 
 
