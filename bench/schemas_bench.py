@@ -24,9 +24,7 @@ import pymysql
 from sqlalchemy.engine import make_url
 
 from schemas import guard
-from schemas.connect import readonly_engine
-from schemas.introspect import introspect
-from schemas.model import DatabaseSchema
+from schemas.introspect import introspect_url
 from schemas.preview import ReadOnlyRunner
 from tests.conftest import (
     make_sqlite,
@@ -51,7 +49,9 @@ def _wide_script(n: int) -> str:
         )
         out.append(
             f"INSERT INTO t{i:03d} (id, label, status, amount, created_at) VALUES "
-            + ", ".join(f"({j}, 'label {j}', 'state{j % 3}', {j}.5, '2026-01-0{1 + j % 9}')" for j in range(20))
+            + ", ".join(
+                f"({j}, 'label {j}', 'state{j % 3}', {j}.5, '2026-01-0{1 + j % 9}')" for j in range(20)
+            )
         )
     return ";\n".join(out) + ";\n"
 
@@ -65,16 +65,10 @@ def _timed(fn: Callable[[], Any], repeat: int) -> list[float]:
     return times
 
 
-def _introspect(url: str) -> DatabaseSchema:
-    engine = readonly_engine(url, statement_timeout_s=60)
-    try:
-        return introspect(engine)
-    finally:
-        engine.dispose()
-
-
 def _row(cells: list[str], widths: list[int]) -> str:
-    return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+    return "  ".join(
+        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    )
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
@@ -96,8 +90,8 @@ def bench_introspection(repeat: int, folder: Path) -> None:
     pg_url = pg_create_database(pg_name, script)
     try:
         for engine, url in (("sqlite", sqlite_url), ("postgres", pg_url)):
-            times = _timed(lambda url=url: _introspect(url), repeat)  # type: ignore[misc]
-            tables = len(_introspect(url).tables)
+            times = _timed(lambda url=url: introspect_url(url), repeat)  # type: ignore[misc]
+            tables = len(introspect_url(url).tables)
             rows.append([engine, str(tables), f"{statistics.median(times):.0f}", f"{min(times):.0f}"])
     finally:
         pg_drop_database(pg_name)
@@ -110,10 +104,10 @@ def bench_introspection(repeat: int, folder: Path) -> None:
 
 def bench_guard(repeat: int, folder: Path) -> None:
     url = make_sqlite(folder / "sample.db", sample_script("sqlite"))
-    schemas = {"sqlite": _introspect(url)}
+    schemas = {"sqlite": introspect_url(url)}
     pg_name, my_name = f"c2s_bench_{uuid.uuid4().hex[:6]}", f"c2s_bench_{uuid.uuid4().hex[:6]}"
-    schemas["postgres"] = _introspect(pg_create_database(pg_name, sample_script("postgres")))
-    schemas["mysql"] = _introspect(my_create_database(my_name, sample_script("mysql")))
+    schemas["postgres"] = introspect_url(pg_create_database(pg_name, sample_script("postgres")))
+    schemas["mysql"] = introspect_url(my_create_database(my_name, sample_script("mysql")))
     pg_drop_database(pg_name)
     my_drop_database(my_name)
     rows = []
@@ -129,7 +123,13 @@ def bench_guard(repeat: int, folder: Path) -> None:
         elapsed = time.perf_counter() - start
         qs = statistics.quantiles(per_statement, n=100)
         rows.append(
-            [dialect, str(len(corpus)), f"{len(per_statement) / elapsed:.0f}", f"{qs[49]:.2f}", f"{qs[98]:.2f}"]
+            [
+                dialect,
+                str(len(corpus)),
+                f"{len(per_statement) / elapsed:.0f}",
+                f"{qs[49]:.2f}",
+                f"{qs[98]:.2f}",
+            ]
         )
     _table(
         f"Guard on the mixed fixture corpora (valid + rejected), {repeat} passes",
@@ -156,11 +156,15 @@ def _raw(url: str) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[], N
     elif backend == "postgresql":
 
         def connect() -> Any:
-            return psycopg.connect(host=parsed.host, port=parsed.port, user=parsed.username, dbname=parsed.database)
+            return psycopg.connect(
+                host=parsed.host, port=parsed.port, user=parsed.username, dbname=parsed.database
+            )
     else:
 
         def connect() -> Any:
-            return pymysql.connect(host=parsed.host, port=parsed.port or 3306, user="root", database=parsed.database)
+            return pymysql.connect(
+                host=parsed.host, port=parsed.port or 3306, user="root", database=parsed.database
+            )
 
     shared = connect()
 
@@ -196,7 +200,7 @@ def bench_preview(repeat: int, folder: Path) -> None:
     rows: list[list[str]] = []
     try:
         for dialect, url in urls.items():
-            schema = _introspect(url)
+            schema = introspect_url(url)
             normalized = guard.check(QUERY, schema).raise_for_rejection()
             runner = ReadOnlyRunner(url=url)
             fresh, reused, close = _raw(url)

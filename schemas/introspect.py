@@ -16,6 +16,7 @@ from sqlalchemy.engine.reflection import Inspector, ObjectKind
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeEngine
 
+from schemas.connect import readonly_engine
 from schemas.dialects import Dialect, dialect_for_backend
 from schemas.model import Column, DatabaseSchema, ForeignKey, Table
 
@@ -40,6 +41,15 @@ def introspect(engine: Engine, *, samples: int = 5) -> DatabaseSchema:
         conn.rollback()
     tables.sort(key=lambda t: (t.namespace or "", t.name))
     return DatabaseSchema(dialect=dialect, default_namespace=default_ns, tables=tuple(tables))
+
+
+def introspect_url(url: str, *, samples: int = 5, timeout_s: float = 30.0) -> DatabaseSchema:
+    """Open a read-only engine on ``url``, snapshot it, close the engine."""
+    engine = readonly_engine(url, statement_timeout_s=timeout_s)
+    try:
+        return introspect(engine, samples=samples)
+    finally:
+        engine.dispose()
 
 
 def _namespaces(inspector: Inspector, dialect: Dialect) -> list[str | None]:

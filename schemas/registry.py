@@ -22,9 +22,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from chat2sql.errors import ConnectionFailed, DuplicateDatabase, InvalidName, UnknownDatabase
 from chat2sql.redact import mask_url, redact
 from chat2sql.settings import Settings
-from schemas.connect import dialect_of, parse_url, readonly_engine
+from schemas.connect import dialect_of, parse_url
 from schemas.crypto import UrlCipher, load_key
-from schemas.introspect import introspect
+from schemas.introspect import introspect_url
 from schemas.model import DatabaseSchema
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,62}")
@@ -91,14 +91,11 @@ class LiveIntrospector:
         self._timeout_s = timeout_s
 
     def __call__(self, url: str, *, name: str) -> DatabaseSchema:
-        engine = readonly_engine(url, statement_timeout_s=self._timeout_s)
         password = parse_url(url).password or ""
         try:
-            return introspect(engine, samples=self._samples)
+            return introspect_url(url, samples=self._samples, timeout_s=self._timeout_s)
         except SQLAlchemyError as exc:
             raise ConnectionFailed(name, _driver_reason(exc, str(password))) from None
-        finally:
-            engine.dispose()
 
 
 class Registry:

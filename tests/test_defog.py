@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from schemas import guard
-from schemas.connect import readonly_engine
-from schemas.introspect import introspect
+from schemas.introspect import introspect_url
 from schemas.model import DatabaseSchema
 from schemas.preview import ReadOnlyRunner, run_checked
 from schemas.render import rank_tables
@@ -28,14 +27,6 @@ from tests.defog import (
 Loaded = dict[str, dict[str, tuple[str, DatabaseSchema]]]  # engine -> db -> (url, schema)
 
 
-def _schema(url: str) -> DatabaseSchema:
-    engine = readonly_engine(url, statement_timeout_s=30)
-    try:
-        return introspect(engine)
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def defog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     suffix = uuid.uuid4().hex[:6]
@@ -47,9 +38,9 @@ def defog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
         url = pg_create_database(db)
         created.append(db)
         load_postgres({**PG_ADMIN, "dbname": db}, name)
-        loaded["postgres"][name] = (url, _schema(url))
+        loaded["postgres"][name] = (url, introspect_url(url))
         sqlite_url = load_sqlite(folder / f"{name}.db", name)
-        loaded["sqlite"][name] = (sqlite_url, _schema(sqlite_url))
+        loaded["sqlite"][name] = (sqlite_url, introspect_url(sqlite_url))
     yield loaded
     for db in created:
         pg_drop_database(db)

@@ -21,21 +21,12 @@ from sqlalchemy.engine import make_url
 
 from chat2sql.errors import PreviewError
 from schemas import guard
-from schemas.connect import readonly_engine
-from schemas.introspect import introspect
+from schemas.introspect import introspect_url
 from schemas.model import DatabaseSchema
 from schemas.preview import ReadOnlyRunner, _json_value
 from tests.corpus import DIALECTS, reject_corpus, valid_corpus
 
 URL_FIXTURE = {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "my_url"}
-
-
-def _schema(url: str) -> DatabaseSchema:
-    engine = readonly_engine(url, statement_timeout_s=10)
-    try:
-        return introspect(engine)
-    finally:
-        engine.dispose()
 
 
 def _direct(url: str) -> Callable[[str], list[tuple[Any, ...]]]:
@@ -80,7 +71,7 @@ def _checksum(url: str, schema: DatabaseSchema) -> dict[str, str]:
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_reject_corpus(dialect: str, request: pytest.FixtureRequest) -> None:
     url = request.getfixturevalue(URL_FIXTURE[dialect])
-    schema = _schema(url)
+    schema = introspect_url(url)
     corpus = reject_corpus(dialect)
     assert len(corpus) >= 60
     misses = []
@@ -96,7 +87,7 @@ def test_reject_corpus(dialect: str, request: pytest.FixtureRequest) -> None:
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_bypassed_guard_cannot_write(dialect: str, request: pytest.FixtureRequest, tmp_path: Any) -> None:
     url = request.getfixturevalue(URL_FIXTURE[dialect])
-    schema = _schema(url)
+    schema = introspect_url(url)
     before = _checksum(url, schema)
     tables_before = sorted(t.qualified_name for t in schema.tables)
     runner = ReadOnlyRunner(url=url)
@@ -110,7 +101,7 @@ def test_bypassed_guard_cannot_write(dialect: str, request: pytest.FixtureReques
             ran += 1
     finally:
         runner.close()
-    after_schema = _schema(url)
+    after_schema = introspect_url(url)
     assert sorted(t.qualified_name for t in after_schema.tables) == tables_before
     assert _checksum(url, after_schema) == before
     assert ran < len(reject_corpus(dialect))  # the read-only layer itself refused statements
@@ -119,7 +110,7 @@ def test_bypassed_guard_cannot_write(dialect: str, request: pytest.FixtureReques
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_valid_corpus_matches_direct_execution(dialect: str, request: pytest.FixtureRequest) -> None:
     url = request.getfixturevalue(URL_FIXTURE[dialect])
-    schema = _schema(url)
+    schema = introspect_url(url)
     direct = _direct(url)
     runner = ReadOnlyRunner(url=url)
     corpus = valid_corpus(dialect)

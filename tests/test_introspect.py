@@ -10,22 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from schemas.connect import readonly_engine
-from schemas.introspect import introspect
-from schemas.model import DatabaseSchema
+from schemas.introspect import introspect_url
 from tests.conftest import my_create_database, my_drop_database, pg_create_database, pg_drop_database
 
 
-def _introspect(url: str, samples: int = 5) -> DatabaseSchema:
-    engine = readonly_engine(url, statement_timeout_s=30)
-    try:
-        return introspect(engine, samples=samples)
-    finally:
-        engine.dispose()
-
-
 def test_sample_database_on_each_engine(sample_url: str) -> None:
-    schema = _introspect(sample_url)
+    schema = introspect_url(sample_url)
     employees = schema.find_table("employees")
     assert employees is not None and employees.primary_key == ("id",)
     fks = {(fk.columns, fk.ref_table, fk.ref_columns) for fk in employees.foreign_keys}
@@ -47,7 +37,7 @@ def test_sample_database_on_each_engine(sample_url: str) -> None:
 
 
 def test_introspection_is_stable(sample_url: str) -> None:
-    assert _introspect(sample_url).hash == _introspect(sample_url).hash
+    assert introspect_url(sample_url).hash == introspect_url(sample_url).hash
 
 
 ODD_SQLITE = """
@@ -62,7 +52,7 @@ def test_odd_identifiers_sqlite(tmp_path: Path) -> None:
     path = tmp_path / "odd.db"
     with sqlite3.connect(path) as conn:
         conn.executescript(ODD_SQLITE)
-    schema = _introspect(f"sqlite:///{path}")
+    schema = introspect_url(f"sqlite:///{path}")
     names = {t.name for t in schema.tables}
     assert names == {'weird "quoted" name', "select", "nokeys"}
     assert schema.find_table("SELECT") is not None  # SQLite: case-insensitive
@@ -89,7 +79,7 @@ def pg_odd() -> Iterator[str]:
 
 
 def test_postgres_namespaces_and_quoting(pg_odd: str) -> None:
-    schema = _introspect(pg_odd)
+    schema = introspect_url(pg_odd)
     assert schema.default_namespace == "public"
     assert {t.qualified_name for t in schema.tables} == {
         "sales.Orders",
@@ -115,7 +105,7 @@ def test_mysql_keyless_and_reserved(my_url: str) -> None:
         "CREATE TABLE `group` (`key` INT, `Mixed Col` VARCHAR(10));\nINSERT INTO `group` VALUES (1, 'v')",
     )
     try:
-        schema = _introspect(url)
+        schema = introspect_url(url)
         table = schema.find_table("group")
         assert table is not None and table.primary_key == () and table.namespace == name
         assert [c.samples for c in table.columns] == [(), ("v",)]
@@ -137,7 +127,7 @@ def test_three_hundred_tables(tmp_path: Path) -> None:
     path = tmp_path / "wide.db"
     with sqlite3.connect(path) as conn:
         conn.executescript(_wide_script(300, "sqlite"))
-    schema = _introspect(f"sqlite:///{path}")
+    schema = introspect_url(f"sqlite:///{path}")
     assert len(schema.tables) == 300
     assert schema.find_table("t299").foreign_keys[0].ref_table == "t298"  # type: ignore[union-attr]
 
@@ -146,7 +136,7 @@ def test_three_hundred_tables_postgres() -> None:
     name = f"c2s_wide_{uuid.uuid4().hex[:8]}"
     url = pg_create_database(name, _wide_script(300, "postgres"))
     try:
-        schema = _introspect(url)
+        schema = introspect_url(url)
         assert len(schema.tables) == 300
         assert schema.find_table("t150").foreign_keys[0].ref_table == "t149"  # type: ignore[union-attr]
     finally:
@@ -158,6 +148,6 @@ def test_introspection_never_writes(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.executescript(ODD_SQLITE)
     before = path.read_bytes()
-    _introspect(f"sqlite:///{path}")
+    introspect_url(f"sqlite:///{path}")
     assert path.read_bytes() == before
     assert not (tmp_path / "ro.db-journal").exists()
