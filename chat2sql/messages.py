@@ -42,5 +42,8 @@ def user_message(err: BaseException) -> str:
             return f"The preview was stopped after {timeout_s:g} s; try a narrower question."
         case errors.PreviewFailed(detail=detail):
             return f"The database could not run the query: {detail}"
+        case errors.Chat2SQLError() if isinstance(getattr(type(err), "message", None), property):
+            # Errors of the worker and its clients carry their own safe sentence.
+            return str(err.message)  # type: ignore[attr-defined]
         case _:
             return "Something went wrong on our side; the error has been logged."

@@ -7,12 +7,20 @@ Every setting comes from the environment with the ``CHAT2SQL_`` prefix or from a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REGISTRY_FILE = "registry.db"
 SECRET_KEY_FILE = "secret.key"
+
+
+class AdapterSpec(BaseModel):
+    """A LoRA adapter the worker serves: where it comes from and how it was prompted."""
+
+    source: str
+    prompt_format: str = "schema"
 
 
 class Settings(BaseSettings):
@@ -41,6 +49,33 @@ class Settings(BaseSettings):
     introspect_timeout_s: float = Field(default=30.0, gt=0)
     log_level: str = Field(default="INFO")
 
+    # --- inference worker -------------------------------------------------------------
+    model: str = Field(
+        default="pypi:qwen2.5-coder-0.5b",
+        description="Base model source: hub:OWNER/NAME@REVISION, a local folder or .gguf, or pypi:…",
+    )
+    adapters: dict[str, AdapterSpec] = Field(
+        default_factory=dict, description='JSON: {"seed": {"source": "hub:…@rev", "prompt_format": "seed"}}'
+    )
+    default_adapter: str | None = None
+    default_prompt_format: str = "schema"
+    device: str = "auto"
+    quantization: Literal["auto", "none", "nf4"] = "auto"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    max_new_tokens: int = Field(default=128, ge=1, le=512)
+    max_input_tokens: int = Field(default=2048, ge=128, le=32_768)
+    batch_max_size: int = Field(default=8, ge=1, le=64)
+    batch_max_wait_ms: float = Field(default=15.0, ge=0, le=1000)
+    cold_start_wait_s: float = Field(default=0.0, ge=0, le=600)
+    worker_host: str = "127.0.0.1"
+    worker_port: int = Field(default=8001, ge=1, le=65535)
+    redis_url: str | None = Field(default=None, description="Shared rate limits/cache; in memory when unset.")
+    hf_token: SecretStr | None = None
+
+    # --- clients of the worker (the bot) ----------------------------------------------
+    worker_url: str = "http://127.0.0.1:8001"
+    worker_api_key: SecretStr | None = None
+
     @property
     def effective_registry_url(self) -> str:
         return self.registry_url or f"sqlite:///{self.data_dir / REGISTRY_FILE}"
@@ -52,3 +87,7 @@ class Settings(BaseSettings):
     @property
     def secret_key_file(self) -> Path:
         return self.data_dir / SECRET_KEY_FILE
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.data_dir / "models"

@@ -1,1 +1,1 @@
-"""Placeholder package: see the open issues."""
+"""The model worker: prompts, engine, batching, HTTP API with keys and rate limits, client."""

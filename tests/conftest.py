@@ -148,3 +148,32 @@ def sample_url(request: pytest.FixtureRequest) -> str:
             {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "my_url"}[request.param]
         )
     )
+
+
+# --- Models -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def embedded_model() -> Path:
+    """The offline Qwen2.5-Coder-0.5B, converted once (about a minute) into data/test-models."""
+    from tests.models import embedded_model_dir
+
+    return embedded_model_dir()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(embedded_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", tokenizer_from=embedded_model)
+
+
+@pytest.fixture(scope="session")
+def tiny_adapters(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from tests.models import build_tiny_adapter
+
+    folder = tmp_path_factory.mktemp("adapters")
+    return {
+        "alpha": build_tiny_adapter(folder / "alpha", base=tiny_model, seed=1),
+        "beta": build_tiny_adapter(folder / "beta", base=tiny_model, seed=2),
+    }

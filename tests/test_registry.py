@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, inspect, text
 
@@ -23,7 +24,7 @@ from chat2sql.errors import (
 )
 from chat2sql.messages import user_message
 from chat2sql.settings import Settings
-from schemas.registry import Base, Registry, upgrade
+from schemas.registry import MIGRATIONS_DIR, Base, Registry, upgrade
 from tests.conftest import pg_create_database, pg_drop_database
 
 
@@ -180,7 +181,8 @@ def test_migrations_match_the_models(tmp_path: Path) -> None:
     for table in Base.metadata.tables.values():
         assert {c["name"] for c in insp.get_columns(table.name)} == {c.name for c in table.columns}
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
     engine.dispose()
 
 

@@ -1,0 +1,121 @@
+"""Dynamic batching: concurrent requests grouped into one ``generate`` call.
+
+A batch closes when it holds ``max_batch_size`` requests or ``max_wait_s`` has passed
+since its first request. Requests that need different ``max_new_tokens`` go to separate
+calls; different adapters share a call when the engine mixes adapters in one batch.
+Greedy decoding with left padding and an attention mask makes each answer independent
+of what else was in its batch (tests compare batched and unbatched output).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from inference.engine import Completion
+
+log = logging.getLogger(__name__)
+
+
+class Generator(Protocol):
+    def generate(self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int) -> list[Completion]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batched:
+    completion: Completion
+    queue_ms: float
+    batch_size: int
+
+
+@dataclass
+class _Pending:
+    prompt: str
+    adapter: str | None
+    max_new_tokens: int
+    future: asyncio.Future[Batched]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class Batcher:
+    def __init__(
+        self, *, engine: Generator, max_batch_size: int = 8, max_wait_s: float = 0.015, mixed_adapters: bool = True
+    ) -> None:
+        self._engine = engine
+        self._max_batch_size = max_batch_size
+        self._max_wait_s = max_wait_s
+        self._mixed_adapters = mixed_adapters
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.batches_run = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def submit(self, prompt: str, *, adapter: str | None, max_new_tokens: int) -> Batched:
+        self.start()
+        future: asyncio.Future[Batched] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(prompt, adapter, max_new_tokens, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self._collect()
+            for group in self._groups(batch):
+                await self._generate(group)
+
+    async def _collect(self) -> list[_Pending]:
+        batch = [await self._queue.get()]
+        deadline = time.perf_counter() + self._max_wait_s
+        while len(batch) < self._max_batch_size:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                while len(batch) < self._max_batch_size and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return [p for p in batch if not p.future.cancelled()]
+
+    def _groups(self, batch: list[_Pending]) -> list[list[_Pending]]:
+        groups: dict[tuple[int, str | None], list[_Pending]] = defaultdict(list)
+        for pending in batch:
+            adapter_key = None if self._mixed_adapters else pending.adapter
+            groups[(pending.max_new_tokens, adapter_key)].append(pending)
+        return list(groups.values())
+
+    async def _generate(self, group: list[_Pending]) -> None:
+        started = time.perf_counter()
+        try:
+            completions = await asyncio.to_thread(
+                self._engine.generate,
+                [p.prompt for p in group],
+                adapters=[p.adapter for p in group],
+                max_new_tokens=group[0].max_new_tokens,
+            )
+        except Exception as exc:  # noqa: BLE001 - every waiter gets the failure
+            log.exception("generation failed", extra={"fields": {"batch_size": len(group)}})
+            for pending in group:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            return
+        self.batches_run += 1
+        for pending, completion in zip(group, completions, strict=True):
+            if not pending.future.done():
+                queue_ms = (started - pending.enqueued) * 1000
+                pending.future.set_result(Batched(completion=completion, queue_ms=queue_ms, batch_size=len(group)))

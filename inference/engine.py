@@ -1,0 +1,198 @@
+"""The generation engine: a causal LM (transformers) with LoRA adapters (peft).
+
+- CUDA: the base model in 4-bit NF4 with bitsandbytes, double quantization and fp16
+  compute — the seed's training and serving configuration.
+- CPU: bf16 or fp32, or NF4 when asked (bitsandbytes 0.50 runs it on CPU).
+- Adapters are loaded by name, chosen per request, added and removed without a restart;
+  one batch may mix adapters (peft's ``adapter_names``).
+- Greedy decoding by default, stopping on both ``<|im_end|>`` and ``<|endoftext|>``
+  (the seed passed only one id and so overrode Qwen's two stop ids).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from chat2sql.errors import Chat2SQLError
+
+log = logging.getLogger(__name__)
+
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
+BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed batch
+
+Quantization = Literal["auto", "none", "nf4"]
+DType = Literal["auto", "bfloat16", "float16", "float32"]
+
+
+class EngineError(Chat2SQLError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    @property
+    def message(self) -> str:
+        return self.detail
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineConfig:
+    model_path: Path
+    device: str = "auto"
+    quantization: Quantization = "auto"
+    dtype: DType = "auto"
+    threads: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Engine:
+    """Not thread-safe by itself: the batcher calls ``generate`` from one thread at a time."""
+
+    def __init__(self, *, model: Any, tokenizer: Any, device: str, name: str) -> None:
+        self._model = model
+        self._tokenizer = tokenizer
+        self.device = device
+        self.name = name
+        self._adapters: dict[str, Path] = {}
+        self._lock = threading.Lock()
+        self._stop_ids = [i for i in tokenizer.convert_tokens_to_ids(list(STOP_TOKENS)) if i is not None]
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = "<|endoftext|>"
+        tokenizer.padding_side = "left"
+
+    @classmethod
+    def load(cls, config: EngineConfig) -> Engine:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        started = time.perf_counter()
+        device = _device(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        kwargs: dict[str, Any] = {"dtype": _dtype(config.dtype, device)}
+        if _quantization(config.quantization, device) == "nf4":
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=torch.float16 if device == "cuda" else torch.bfloat16,
+                bnb_4bit_use_double_quant=True,
+            )
+            kwargs["device_map"] = {"": 0 if device == "cuda" else "cpu"}
+        tokenizer = AutoTokenizer.from_pretrained(config.model_path)
+        model = AutoModelForCausalLM.from_pretrained(config.model_path, **kwargs)
+        if "quantization_config" not in kwargs:
+            model.to(device)
+        model.eval()
+        log.info(
+            "model loaded",
+            extra={"fields": {"model": str(config.model_path), "device": device, "load_s": round(time.perf_counter() - started, 2)}},
+        )
+        return cls(model=model, tokenizer=tokenizer, device=device, name=config.model_path.name)
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        return tuple(self._adapters)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def load_adapter(self, name: str, path: Path) -> None:
+        """Add a LoRA adapter by name; a running engine keeps serving the others."""
+        from peft import PeftModel
+
+        with self._lock:
+            if name in self._adapters:
+                raise EngineError(f"adapter '{name}' is already loaded")
+            if not self._adapters and not isinstance(self._model, PeftModel):
+                self._model = PeftModel.from_pretrained(self._model, str(path), adapter_name=name)
+            else:
+                self._model.load_adapter(str(path), adapter_name=name)
+            self._model.eval()
+            self._adapters[name] = path
+
+    def remove_adapter(self, name: str) -> None:
+        with self._lock:
+            if name not in self._adapters:
+                raise EngineError(f"adapter '{name}' is not loaded")
+            self._model.delete_adapter(name)
+            del self._adapters[name]
+
+    def generate(
+        self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int
+    ) -> list[Completion]:
+        """Greedy completions for a batch; each row may use its own adapter (or none)."""
+        import torch
+
+        if len(prompts) != len(adapters):
+            raise EngineError("one adapter entry per prompt")
+        for adapter in adapters:
+            if adapter is not None and adapter not in self._adapters:
+                raise EngineError(f"adapter '{adapter}' is not loaded")
+        with self._lock:
+            batch = self._tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+            batch = {k: v.to(self._model.device) for k, v in batch.items()}
+            kwargs: dict[str, Any] = {}
+            if self._adapters:
+                kwargs["adapter_names"] = [a or BASE_ADAPTER for a in adapters]
+            with torch.inference_mode():
+                output = self._model.generate(
+                    **batch,
+                    do_sample=False,
+                    max_new_tokens=max_new_tokens,
+                    eos_token_id=self._stop_ids,
+                    pad_token_id=self._tokenizer.pad_token_id,
+                    **kwargs,
+                )
+        prompt_len = batch["input_ids"].shape[1]
+        results = []
+        for row, mask in zip(output, batch["attention_mask"], strict=True):
+            generated = row[prompt_len:].tolist()
+            kept = []
+            for token in generated:
+                if token in self._stop_ids:
+                    break
+                kept.append(token)
+            results.append(
+                Completion(
+                    text=self._tokenizer.decode(kept, skip_special_tokens=False),
+                    prompt_tokens=int(mask.sum()),
+                    completion_tokens=len(kept),
+                )
+            )
+        return results
+
+
+def _device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise EngineError("CUDA was requested but no GPU is available")
+    return requested
+
+
+def _quantization(requested: Quantization, device: str) -> Quantization:
+    if requested == "auto":
+        return "nf4" if device == "cuda" else "none"
+    return requested
+
+
+def _dtype(requested: DType, device: str) -> Any:
+    import torch
+
+    if requested == "auto":
+        return torch.float16 if device == "cuda" else torch.bfloat16
+    return getattr(torch, requested)

@@ -1,0 +1,312 @@
+"""API keys for the inference worker, stored hashed in the registry database.
+
+A key is ``c2s_`` plus 32 random bytes (URL-safe base64). It is shown once, at creation;
+the store keeps its SHA-256 and its first 8 characters for display. A fast hash is the
+right one here: the key is random with 256 bits of entropy, so there is nothing for a slow
+password hash to protect. Every ``authenticate`` reads the database (no cache), so a key
+created or revoked by another process takes effect at once.
+
+``keys_main`` is the command line: ``create``, ``list [--json]``, ``revoke``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import DateTime, Engine, String, create_engine, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from chat2sql.errors import Chat2SQLError
+from chat2sql.messages import NAME_RULES
+from chat2sql.ratelimit import TIERS
+from chat2sql.redact import redact
+from chat2sql.settings import Settings
+from schemas.registry import NAME_PATTERN, Base, upgrade
+
+KEY_PREFIX = "c2s_"
+KEY_RANDOM_BYTES = 32
+DISPLAY_PREFIX_CHARS = 8
+# token_urlsafe(32) is 43 characters; anything far longer is not one of our keys.
+MAX_PRESENTED_CHARS = 200
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    tier: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(DISPLAY_PREFIX_CHARS))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class KeyStoreError(Chat2SQLError):
+    """A key operation was refused; ``message`` is the sentence a person sees."""
+
+    @property
+    def message(self) -> str:
+        raise NotImplementedError
+
+
+class InvalidKeyName(KeyStoreError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    @property
+    def message(self) -> str:
+        return f"'{self.name}' is not a valid key name: use {NAME_RULES}."
+
+
+class InvalidTier(KeyStoreError):
+    def __init__(self, tier: str) -> None:
+        super().__init__(tier)
+        self.tier = tier
+
+    @property
+    def message(self) -> str:
+        return f"'{self.tier}' is not a tier; use one of: {', '.join(TIERS)}."
+
+
+class DuplicateKeyName(KeyStoreError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    @property
+    def message(self) -> str:
+        return (
+            f"An API key named '{self.name}' already exists (revoked keys keep their name); "
+            "pick another name."
+        )
+
+
+class UnknownKeyName(KeyStoreError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    @property
+    def message(self) -> str:
+        return f"No API key named '{self.name}' exists."
+
+
+# --- the store ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyInfo:
+    """A key as the rest of the code sees it: no secret, no hash."""
+
+    name: str
+    tier: str
+    prefix: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "tier": self.tier,
+            "prefix": self.prefix,
+            "created_at": self.created_at.isoformat(),
+            "revoked": self.revoked,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+class KeyStore:
+    def __init__(self, *, engine: Engine) -> None:
+        self._engine = engine
+
+    @classmethod
+    def open(cls, settings: Settings) -> KeyStore:
+        """Open the registry database and bring its tables (``api_keys`` too) up to date."""
+        if settings.uses_embedded_registry:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.effective_registry_url, pool_pre_ping=True)
+        try:
+            upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine=engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def create(self, name: str, tier: str) -> str:
+        """Store a new key and return it in plain text: the only time anyone sees it."""
+        if not NAME_PATTERN.fullmatch(name or ""):
+            raise InvalidKeyName(name)
+        if tier not in TIERS:
+            raise InvalidTier(tier)
+        key = KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+        row = ApiKeyRow(
+            name=name,
+            tier=tier,
+            key_hash=_hash(key),
+            prefix=key[:DISPLAY_PREFIX_CHARS],
+            created_at=dt.datetime.now(dt.UTC),
+            revoked_at=None,
+        )
+        with Session(self._engine) as session:
+            if session.scalar(select(ApiKeyRow.id).where(ApiKeyRow.name == name)) is not None:
+                raise DuplicateKeyName(name)
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError:  # another process took the name between check and insert
+                raise DuplicateKeyName(name) from None
+        return key
+
+    def authenticate(self, presented: str) -> KeyInfo | None:
+        """The key's info if ``presented`` is a live key, else None (never an error)."""
+        if (
+            not presented
+            or len(presented) > MAX_PRESENTED_CHARS
+            or not presented.isascii()
+            or not presented.startswith(KEY_PREFIX)
+        ):
+            return None
+        digest = _hash(presented)
+        with Session(self._engine) as session:
+            row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == digest))
+            if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
+                return None
+            return _info(row)
+
+    def revoke(self, name: str) -> KeyInfo:
+        """Revoke at once; revoking a revoked key keeps its first revocation time."""
+        with Session(self._engine) as session:
+            row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.name == name))
+            if row is None:
+                raise UnknownKeyName(name)
+            if row.revoked_at is None:
+                row.revoked_at = dt.datetime.now(dt.UTC)
+                session.commit()
+            return _info(row)
+
+    def list(self) -> builtins.list[KeyInfo]:
+        with Session(self._engine) as session:
+            return [_info(r) for r in session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.name))]
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode("ascii")).hexdigest()
+
+
+def _info(row: ApiKeyRow) -> KeyInfo:
+    return KeyInfo(
+        name=row.name,
+        tier=row.tier,
+        prefix=row.prefix,
+        created_at=_aware(row.created_at),
+        revoked_at=_aware(row.revoked_at) if row.revoked_at else None,
+    )
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    # SQLite drops the time zone; every timestamp we write is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def keys_main(argv: Sequence[str], *, settings: Settings) -> int:
+    """``create`` prints only the key on stdout; errors are one line on stderr, exit 1."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed usage (or --help)
+        return EXIT_OK if exc.code in (0, None) else EXIT_USAGE
+    try:
+        store = KeyStore.open(settings)
+    except SQLAlchemyError as exc:
+        return _fail(f"the registry database cannot be used: {_reason(exc)}")
+    try:
+        return int(args.handler(args, store))
+    except KeyStoreError as err:
+        return _fail(err.message)
+    except SQLAlchemyError as exc:
+        return _fail(f"the registry database cannot be used: {_reason(exc)}")
+    finally:
+        store.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m inference keys", description="Manage the inference worker's API keys."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("create", help="create a key and print it (shown only this once)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--tier", required=True, help=f"one of: {', '.join(TIERS)}")
+    p.set_defaults(handler=_create)
+
+    p = sub.add_parser("list", help="list keys (never the secrets)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_list)
+
+    p = sub.add_parser("revoke", help="revoke a key at once")
+    p.add_argument("name")
+    p.set_defaults(handler=_revoke)
+    return parser
+
+
+def _create(args: argparse.Namespace, store: KeyStore) -> int:
+    print(store.create(args.name, args.tier))
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace, store: KeyStore) -> int:
+    keys = store.list()
+    if args.json:
+        print(json.dumps([k.to_json() for k in keys]))
+        return EXIT_OK
+    if not keys:
+        print("no API keys (python -m inference keys create --tier TIER --name NAME)")
+    for k in keys:
+        state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+        print(f"{k.name}\t{k.tier}\t{k.prefix}…\t{k.created_at:%Y-%m-%d %H:%M}\t{state}")
+    return EXIT_OK
+
+
+def _revoke(args: argparse.Namespace, store: KeyStore) -> int:
+    store.revoke(args.name)
+    print(f"revoked {args.name}")
+    return EXIT_OK
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_FAIL
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """One redacted line from the driver, e.g. 'connection refused'."""
+    original = getattr(exc, "orig", None) or exc
+    text = redact(str(original)).strip()
+    return (text.splitlines()[0] if text else type(original).__name__)[:300]

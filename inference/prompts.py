@@ -1,0 +1,134 @@
+"""Named, versioned prompt formats.
+
+``seed`` is the seed adapter's training prompt byte for byte (hand-written ChatML, no
+``apply_chat_template``; it ends right after ``assistant\\n``). ``schema`` adds the
+database's schema and SQL dialect, the default for registered business databases.
+
+>>> print(build_prompt("seed", question="How many singers?", database_name="concert_singer"), end="")
+<|im_start|>system
+You are an expert SQL assistant that converts natural language questions into accurate SQL queries.<|im_end|>
+<|im_start|>user
+You are an expert SQL assistant. Given a natural language question and a database name, write the correct SQL query.
+<BLANKLINE>
+Database: concert_singer
+Question: How many singers?
+<BLANKLINE>
+Write only the SQL query, nothing else.<|im_end|>
+<|im_start|>assistant
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chat2sql.errors import Chat2SQLError
+
+TokenCounter = Callable[[str], int]
+
+SYSTEM = "You are an expert SQL assistant that converts natural language questions into accurate SQL queries."
+
+_SEED_V1 = (
+    "<|im_start|>system\n"
+    f"{SYSTEM}<|im_end|>\n"
+    "<|im_start|>user\n"
+    "You are an expert SQL assistant. Given a natural language question and a database name, "
+    "write the correct SQL query.\n"
+    "\n"
+    "Database: {db_id}\n"
+    "Question: {question}\n"
+    "\n"
+    "Write only the SQL query, nothing else.<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
+
+_SCHEMA_V1_HEAD = (
+    "<|im_start|>system\n"
+    f"{SYSTEM}<|im_end|>\n"
+    "<|im_start|>user\n"
+    "Write one {dialect} SQL query that answers the question. "
+    "Use only the tables and columns in the schema below.\n"
+    "\n"
+    "Database: {db_id}\n"
+    "Schema:\n"
+)
+_SCHEMA_V1_TAIL = (
+    "\n\nQuestion: {question}\n"
+    "\n"
+    "Write only the SQL query, nothing else.<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
+
+_DIALECT_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL", "mysql": "MySQL"}
+
+
+class UnknownPromptFormat(Chat2SQLError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    @property
+    def message(self) -> str:
+        return f"Unknown prompt format '{self.name}'; known: {', '.join(sorted(FORMATS))}."
+
+
+class PromptTooLong(Chat2SQLError):
+    @property
+    def message(self) -> str:
+        return "The question is too long for the model's input; please shorten it."
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromptFormat:
+    name: str
+    version: int
+    uses_schema: bool
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+SEED = PromptFormat(name="seed", version=1, uses_schema=False)
+SCHEMA = PromptFormat(name="schema", version=1, uses_schema=True)
+FORMATS: dict[str, PromptFormat] = {f: fmt for fmt in (SEED, SCHEMA) for f in (fmt.name, fmt.id)}
+DEFAULT_FORMAT = "schema"
+
+
+def get_format(name: str) -> PromptFormat:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise UnknownPromptFormat(name) from None
+
+
+def build_prompt(
+    format_name: str,
+    *,
+    question: str,
+    database_name: str,
+    dialect: str = "sqlite",
+    schema_text: str = "",
+    max_tokens: int | None = None,
+    count_tokens: TokenCounter | None = None,
+) -> str:
+    """The exact model input. When ``max_tokens`` is set, whole tables are dropped from the
+    end of the schema until the prompt fits: the question is never cut."""
+    fmt = get_format(format_name)
+    if not fmt.uses_schema:
+        prompt = _SEED_V1.format(db_id=database_name, question=question)
+        return _check_fits(prompt, max_tokens, count_tokens)
+    head = _SCHEMA_V1_HEAD.format(dialect=_DIALECT_NAMES.get(dialect, dialect), db_id=database_name)
+    tail = _SCHEMA_V1_TAIL.format(question=question)
+    blocks = [b for b in schema_text.strip().split("\n\n") if b.strip()]
+    while True:
+        prompt = head + "\n\n".join(blocks) + tail
+        if max_tokens is None or count_tokens is None or count_tokens(prompt) <= max_tokens or not blocks:
+            return _check_fits(prompt, max_tokens, count_tokens)
+        blocks.pop()
+
+
+def _check_fits(prompt: str, max_tokens: int | None, count_tokens: TokenCounter | None) -> str:
+    if max_tokens is not None and count_tokens is not None and count_tokens(prompt) > max_tokens:
+        raise PromptTooLong()
+    return prompt

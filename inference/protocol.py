@@ -1,0 +1,87 @@
+"""Wire models of the worker's HTTP API (``POST /v1/generate`` and friends).
+
+Validation happens here, before a request can reach the model: lengths, types, and chat
+control tokens in every text field. There is deliberately no keyword blocklist: "ignore
+null values" is an ordinary question.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_QUESTION_CHARS = 500
+MAX_SCHEMA_CHARS = 200_000
+MAX_NEW_TOKENS_LIMIT = 512
+
+# <|im_start|>, <|im_end|>, <|endoftext|>, <|fim_prefix|>, <|box_start|> … : any <|…|> token.
+_CONTROL_TOKEN = re.compile(r"<\|[^|<>\s]{1,40}\|>")
+
+Dialect = Literal["sqlite", "postgres", "mysql"]
+
+
+def reject_control_tokens(value: str | None) -> str | None:
+    if value is None:
+        return None
+    match = _CONTROL_TOKEN.search(value)
+    if match:
+        raise ValueError(f"must not contain the control token {match.group(0)}")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class DatabaseInfo(_Strict):
+    name: str = Field(min_length=1, max_length=63)
+    dialect: Dialect = "sqlite"
+    schema_text: str = Field(default="", max_length=MAX_SCHEMA_CHARS)
+
+    _tokens = field_validator("name", "schema_text")(reject_control_tokens)
+
+
+class GenerateRequest(_Strict):
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    database: DatabaseInfo
+    adapter: str | None = Field(default=None, min_length=1, max_length=64)
+    prompt_format: str | None = Field(default=None, min_length=1, max_length=64)
+    max_new_tokens: int | None = Field(default=None, ge=1, le=MAX_NEW_TOKENS_LIMIT)
+
+    _tokens = field_validator("question", "adapter", "prompt_format")(reject_control_tokens)
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class GenerateResponse(BaseModel):
+    sql: str
+    raw_output: str
+    adapter: str | None
+    prompt_format: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: float
+    queue_ms: float
+    cold_start: bool
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok", "loading"]
+    model: str | None = None
+    adapters: list[str] = Field(default_factory=list)
