@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class Generator(Protocol):
-    def generate(self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int) -> list[Completion]: ...
+    def generate(
+        self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int
+    ) -> list[Completion]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,7 +46,12 @@ class _Pending:
 
 class Batcher:
     def __init__(
-        self, *, engine: Generator, max_batch_size: int = 8, max_wait_s: float = 0.015, mixed_adapters: bool = True
+        self,
+        *,
+        engine: Generator,
+        max_batch_size: int = 8,
+        max_wait_s: float = 0.015,
+        mixed_adapters: bool = True,
     ) -> None:
         self._engine = engine
         self._max_batch_size = max_batch_size
@@ -108,7 +115,7 @@ class Batcher:
                 adapters=[p.adapter for p in group],
                 max_new_tokens=group[0].max_new_tokens,
             )
-        except Exception as exc:  # noqa: BLE001 - every waiter gets the failure
+        except Exception as exc:
             log.exception("generation failed", extra={"fields": {"batch_size": len(group)}})
             for pending in group:
                 if not pending.future.done():
@@ -118,4 +125,6 @@ class Batcher:
         for pending, completion in zip(group, completions, strict=True):
             if not pending.future.done():
                 queue_ms = (started - pending.enqueued) * 1000
-                pending.future.set_result(Batched(completion=completion, queue_ms=queue_ms, batch_size=len(group)))
+                pending.future.set_result(
+                    Batched(completion=completion, queue_ms=queue_ms, batch_size=len(group))
+                )

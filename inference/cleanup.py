@@ -43,9 +43,7 @@ def _first_statement(text: str) -> str:
                     quote = None
         elif ch in ("'", '"', "`"):
             quote = ch
-        elif ch == ";":
-            return text[:i]
-        elif ch == "\n" and text[i + 1 : i + 2] == "\n" and not _looks_like_sql(text[i + 2 :]):
+        elif ch == ";" or (ch == "\n" and text[i + 1 : i + 2] == "\n" and not _looks_like_sql(text[i + 2 :])):
             return text[:i]
         i += 1
     return text
@@ -53,5 +51,24 @@ def _first_statement(text: str) -> str:
 
 def _looks_like_sql(rest: str) -> bool:
     head = rest.lstrip().split(None, 1)[0].upper() if rest.strip() else ""
-    return head in {"FROM", "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "JOIN", "LEFT", "RIGHT", "INNER",
-                    "UNION", "SELECT", "AND", "OR", "ON", "WITH", "OFFSET", "(", ")"}
+    return head in {
+        "FROM",
+        "WHERE",
+        "GROUP",
+        "ORDER",
+        "HAVING",
+        "LIMIT",
+        "JOIN",
+        "LEFT",
+        "RIGHT",
+        "INNER",
+        "UNION",
+        "SELECT",
+        "AND",
+        "OR",
+        "ON",
+        "WITH",
+        "OFFSET",
+        "(",
+        ")",
+    }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-
 import sys
 from collections.abc import Sequence
 
@@ -38,7 +37,10 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "input"
-        print(f"error: {where}: {str(first.get('msg', 'invalid')).removeprefix('Value error, ')}", file=sys.stderr)
+        print(
+            f"error: {where}: {str(first.get('msg', 'invalid')).removeprefix('Value error, ')}",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -54,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--db", help="registered database (its schema goes into the prompt)")
     p.add_argument("--model", help="model source (default: CHAT2SQL_MODEL)")
-    p.add_argument("--adapter", action="append", default=[], metavar="NAME=SRC", help="load and use an adapter")
+    p.add_argument(
+        "--adapter", action="append", default=[], metavar="NAME=SRC", help="load and use an adapter"
+    )
     p.add_argument("--format", choices=sorted(FORMATS), help="prompt format")
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--json", action="store_true")
@@ -83,8 +87,13 @@ def database_info(settings: Settings, name: str, question: str) -> DatabaseInfo:
 def _prompt(args: argparse.Namespace, settings: Settings) -> int:
     db = database_info(settings, args.db, args.question)
     sys.stdout.write(
-        build_prompt(get_format(args.format).name, question=args.question, database_name=db.name,
-                     dialect=db.dialect, schema_text=db.schema_text)
+        build_prompt(
+            get_format(args.format).name,
+            question=args.question,
+            database_name=db.name,
+            dialect=db.dialect,
+            schema_text=db.schema_text,
+        )
     )
     return 0
 
@@ -103,7 +112,9 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         max_new_tokens=args.max_new_tokens,
     )
     options = worker_options(settings)
-    worker = Worker(load_engine=engine_loader(settings, model=args.model, adapters=adapters or None), options=options)
+    worker = Worker(
+        load_engine=engine_loader(settings, model=args.model, adapters=adapters or None), options=options
+    )
 
     async def run() -> str:
         worker.start()
@@ -131,9 +142,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from inference.wiring import build_worker_app
 
     app = build_worker_app(settings)
-    uvicorn.run(app, host=args.host or settings.worker_host, port=args.port or settings.worker_port,
-                log_config=None, access_log=False)
+    uvicorn.run(
+        app,
+        host=args.host or settings.worker_host,
+        port=args.port or settings.worker_port,
+        log_config=None,
+        access_log=False,
+    )
     return 0
-
-
-

@@ -97,7 +97,13 @@ class Engine:
         model.eval()
         log.info(
             "model loaded",
-            extra={"fields": {"model": str(config.model_path), "device": device, "load_s": round(time.perf_counter() - started, 2)}},
+            extra={
+                "fields": {
+                    "model": str(config.model_path),
+                    "device": device,
+                    "load_s": round(time.perf_counter() - started, 2),
+                }
+            },
         )
         return cls(model=model, tokenizer=tokenizer, device=device, name=config.model_path.name)
 

@@ -53,10 +53,7 @@ _SCHEMA_V1_HEAD = (
     "Schema:\n"
 )
 _SCHEMA_V1_TAIL = (
-    "\n\nQuestion: {question}\n"
-    "\n"
-    "Write only the SQL query, nothing else.<|im_end|>\n"
-    "<|im_start|>assistant\n"
+    "\n\nQuestion: {question}\n\nWrite only the SQL query, nothing else.<|im_end|>\n<|im_start|>assistant\n"
 )
 
 _DIALECT_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL", "mysql": "MySQL"}

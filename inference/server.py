@@ -17,7 +17,7 @@ import math
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -79,31 +79,48 @@ def build_app(*, worker: Worker, keys: Authenticator, limiter: RateLimiter) -> F
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "unauthorized", "Send the API key as 'Authorization: Bearer <key>'.",
-                           {"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "unauthorized",
+                "Send the API key as 'Authorization: Bearer <key>'.",
+                {"WWW-Authenticate": "Bearer"},
+            )
         info = await asyncio.to_thread(keys.authenticate, token.strip())
         if info is None:
             raise ApiError(401, "unauthorized", "The API key is not valid.", {"WWW-Authenticate": "Bearer"})
         try:
             decision = await limiter.acquire(f"key:{info.name}", TIERS[info.tier])
         except RateLimiterUnavailable:
-            raise ApiError(503, "rate_limiter_unavailable", "Rate limiting is unavailable; retry shortly.",
-                           {"Retry-After": "5"}) from None
+            raise ApiError(
+                503,
+                "rate_limiter_unavailable",
+                "Rate limiting is unavailable; retry shortly.",
+                {"Retry-After": "5"},
+            ) from None
         if not decision.allowed:
             retry = max(1, math.ceil(decision.retry_after_s))
-            raise ApiError(429, "rate_limited", f"Too many requests for this key; retry in {retry} s.",
-                           {"Retry-After": str(retry)})
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"Too many requests for this key; retry in {retry} s.",
+                {"Retry-After": str(retry)},
+            )
         return info
 
     @app.post("/v1/generate", response_model=GenerateResponse)
     async def generate(
-        body: GenerateRequest, key: Annotated[KeyInfoLike, Depends(authenticated)]
+        body: GenerateRequest,
+        # A default, not Annotated[…]: the dependency is a closure that string annotations
+        # (from __future__ import annotations) could not name.
+        key: KeyInfoLike = Depends(authenticated),  # noqa: B008
     ) -> GenerateResponse:
         token = request_id.set(uuid.uuid4().hex[:16])
         try:
             response = await worker.generate(body)
         except ModelLoading as exc:
-            raise ApiError(503, "model_loading", exc.message, {"Retry-After": str(LOADING_RETRY_AFTER_S)}) from None
+            raise ApiError(
+                503, "model_loading", exc.message, {"Retry-After": str(LOADING_RETRY_AFTER_S)}
+            ) from None
         except ModelFailed as exc:
             raise ApiError(503, "model_failed", exc.message) from None
         except (UnknownAdapter, UnknownPromptFormat) as exc:
@@ -113,14 +130,25 @@ def build_app(*, worker: Worker, keys: Authenticator, limiter: RateLimiter) -> F
         finally:
             request_id.reset(token)
         worker.metrics.requests.labels("ok").inc()
-        log.info("generated", extra={"fields": {"key": key.name, "latency_ms": response.latency_ms,
-                                                "tokens": response.completion_tokens}})
+        log.info(
+            "generated",
+            extra={
+                "fields": {
+                    "key": key.name,
+                    "latency_ms": response.latency_ms,
+                    "tokens": response.completion_tokens,
+                }
+            },
+        )
         return response
 
     @app.get("/healthz", response_model=Health)
     async def healthz() -> Health:
-        return Health(status="ok" if worker.ready else "loading", model=worker.engine.name if worker.engine else None,
-                      adapters=list(worker.engine.adapters) if worker.engine else [])
+        return Health(
+            status="ok" if worker.ready else "loading",
+            model=worker.engine.name if worker.engine else None,
+            adapters=list(worker.engine.adapters) if worker.engine else [],
+        )
 
     @app.get("/readyz", response_model=None)
     async def readyz() -> Any:
@@ -128,7 +156,9 @@ def build_app(*, worker: Worker, keys: Authenticator, limiter: RateLimiter) -> F
             return Health(status="ok", model=worker.engine.name if worker.engine else None)
         if worker.load_error is not None:
             return _error(503, "model_failed", "The model failed to load.")
-        return _error(503, "model_loading", "The model is still loading.", {"Retry-After": str(LOADING_RETRY_AFTER_S)})
+        return _error(
+            503, "model_loading", "The model is still loading.", {"Retry-After": str(LOADING_RETRY_AFTER_S)}
+        )
 
     @app.get("/metrics")
     async def metrics() -> Response:

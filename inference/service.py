@@ -61,20 +61,34 @@ class WorkerOptions:
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("chat2sql_worker_requests", "Requests by outcome", ["outcome"], registry=self.registry)
+        self.requests = Counter(
+            "chat2sql_worker_requests", "Requests by outcome", ["outcome"], registry=self.registry
+        )
         self.latency = Histogram(
-            "chat2sql_worker_latency_seconds", "End-to-end generate latency", registry=self.registry,
+            "chat2sql_worker_latency_seconds",
+            "End-to-end generate latency",
+            registry=self.registry,
             buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60),
         )
-        self.queue = Histogram("chat2sql_worker_queue_seconds", "Time waiting for a batch", registry=self.registry)
+        self.queue = Histogram(
+            "chat2sql_worker_queue_seconds", "Time waiting for a batch", registry=self.registry
+        )
         self.tokens = Counter("chat2sql_worker_tokens", "Tokens processed", ["kind"], registry=self.registry)
         self.batch_size = Histogram(
-            "chat2sql_worker_batch_size", "Requests per generate call", registry=self.registry,
+            "chat2sql_worker_batch_size",
+            "Requests per generate call",
+            registry=self.registry,
             buckets=(1, 2, 4, 8, 16, 32),
         )
-        self.cold_starts = Counter("chat2sql_worker_cold_starts", "Requests that waited for the model", registry=self.registry)
-        self.ready = Gauge("chat2sql_worker_model_ready", "1 once the model is loaded", registry=self.registry)
-        self.load_seconds = Gauge("chat2sql_worker_model_load_seconds", "Model load time", registry=self.registry)
+        self.cold_starts = Counter(
+            "chat2sql_worker_cold_starts", "Requests that waited for the model", registry=self.registry
+        )
+        self.ready = Gauge(
+            "chat2sql_worker_model_ready", "1 once the model is loaded", registry=self.registry
+        )
+        self.load_seconds = Gauge(
+            "chat2sql_worker_model_load_seconds", "Model load time", registry=self.registry
+        )
 
 
 class Worker:
@@ -113,7 +127,7 @@ class Worker:
         started = time.perf_counter()
         try:
             engine = await asyncio.to_thread(self._load_engine)
-        except Exception as exc:  # noqa: BLE001 - reported through /readyz and 503s
+        except Exception as exc:
             log.exception("model load failed")
             self.load_error = exc
             self._loaded.set()
@@ -121,7 +135,9 @@ class Worker:
         self.metrics.load_seconds.set(time.perf_counter() - started)
         self.engine = engine
         self.batcher = Batcher(
-            engine=engine, max_batch_size=self.options.batch_max_size, max_wait_s=self.options.batch_max_wait_s
+            engine=engine,
+            max_batch_size=self.options.batch_max_size,
+            max_wait_s=self.options.batch_max_wait_s,
         )
         self.batcher.start()
         self.metrics.ready.set(1)
@@ -133,7 +149,9 @@ class Worker:
         if not self.ready:
             if self.load_error is not None:
                 raise ModelFailed()
-            if self.options.cold_start_wait_s <= 0 or not await self.wait_ready(self.options.cold_start_wait_s):
+            if self.options.cold_start_wait_s <= 0 or not await self.wait_ready(
+                self.options.cold_start_wait_s
+            ):
                 raise ModelFailed() if self.load_error is not None else ModelLoading()
             cold = True
             self.metrics.cold_starts.inc()

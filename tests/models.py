@@ -50,7 +50,10 @@ def build_tiny_adapter(target: Path, *, base: Path, seed: int = 1) -> Path:
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base)
     config = LoraConfig(
-        r=16, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        r=16,
+        lora_alpha=32,
+        lora_dropout=0.05,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
         task_type="CAUSAL_LM",
     )
     peft_model = get_peft_model(model, config)
