@@ -22,10 +22,11 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m mypy chat2sql schemas
+	$(PY) -m mypy chat2sql schemas inference
 
 bench: $(STAMP)
 	$(PY) -m bench.schemas_bench
+	$(PY) -m bench.inference_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

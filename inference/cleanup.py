@@ -4,7 +4,7 @@ Unlike the seed implementation, this never drops non-ASCII characters and never 
 whitespace inside string literals: it only cuts what surrounds the statement (special
 tokens, code fences, prose before or after, a second statement).
 
->>> extract_sql("Here you go:\\n```sql\\nSELECT name FROM t WHERE city = 'Zürich  Nord';\\n```\\nHope it helps")
+>>> extract_sql("Here:\\n```sql\\nSELECT name FROM t WHERE city = 'Zürich  Nord';\\n```\\nEnjoy")
 "SELECT name FROM t WHERE city = 'Zürich  Nord'"
 """
 

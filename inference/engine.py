@@ -81,17 +81,10 @@ class Engine:
             torch.set_num_threads(config.threads)
         kwargs: dict[str, Any] = {"dtype": _dtype(config.dtype, device)}
         if _quantization(config.quantization, device) == "nf4":
-            from transformers import BitsAndBytesConfig
-
-            kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_compute_dtype=torch.float16 if device == "cuda" else torch.bfloat16,
-                bnb_4bit_use_double_quant=True,
-            )
+            kwargs["quantization_config"] = nf4_config(device)
             kwargs["device_map"] = {"": 0 if device == "cuda" else "cpu"}
         tokenizer = AutoTokenizer.from_pretrained(config.model_path)
-        model = AutoModelForCausalLM.from_pretrained(config.model_path, **kwargs)
+        model: Any = AutoModelForCausalLM.from_pretrained(config.model_path, **kwargs)
         if "quantization_config" not in kwargs:
             model.to(device)
         model.eval()
@@ -178,6 +171,19 @@ class Engine:
                 )
             )
         return results
+
+
+def nf4_config(device: str) -> Any:
+    """The seed's quantization: 4-bit NF4, double quantization, fp16 compute (bf16 on CPU)."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=torch.float16 if device == "cuda" else torch.bfloat16,
+        bnb_4bit_use_double_quant=True,
+    )
 
 
 def _device(requested: str) -> str:

@@ -5,6 +5,7 @@
 database's schema and SQL dialect, the default for registered business databases.
 
 >>> print(build_prompt("seed", question="How many singers?", database_name="concert_singer"), end="")
+... # doctest: +NORMALIZE_WHITESPACE
 <|im_start|>system
 You are an expert SQL assistant that converts natural language questions into accurate SQL queries.<|im_end|>
 <|im_start|>user

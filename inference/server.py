@@ -36,8 +36,11 @@ LOADING_RETRY_AFTER_S = 10
 
 
 class KeyInfoLike(Protocol):
-    name: str
-    tier: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tier(self) -> str: ...
 
 
 class Authenticator(Protocol):

