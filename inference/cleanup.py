@@ -19,7 +19,10 @@ _START = re.compile(r"\b(WITH|SELECT)\b", re.I)
 
 def extract_sql(text: str) -> str:
     """The first SQL statement in ``text`` (without its semicolon), or '' when there is none."""
-    text = _SPECIAL.split(text, maxsplit=1)[0] if _SPECIAL.match(text) is None else _SPECIAL.sub("", text)
+    # Whatever follows the first stop/special token is not part of the answer; a token at
+    # the very start (a stray <|im_start|>) is just dropped.
+    text = _SPECIAL.sub("", text, count=1) if _SPECIAL.match(text) else text
+    text = _SPECIAL.split(text, maxsplit=1)[0]
     fenced = _FENCE.search(text)
     if fenced and _START.search(fenced.group(1)):
         text = fenced.group(1)

@@ -20,8 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def _run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT2SQL_")}
     env.update(CHAT2SQL_DATA_DIR=str(data_dir), CHAT2SQL_LOG_LEVEL="WARNING")
-    return subprocess.run([sys.executable, "-m", "inference", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "inference", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -36,7 +42,9 @@ def test_prompt_prints_the_exact_prompt(hr: Registry, tmp_path: Path, fmt: str) 
     proc = _run(tmp_path / "data", "prompt", "--format", fmt, "--db", "hr", question)
     assert proc.returncode == 0, proc.stderr
     schema = render_schema(hr.get("hr").schema, question=question, max_tokens=1500)
-    assert proc.stdout == build_prompt(fmt, question=question, database_name="hr", dialect="sqlite", schema_text=schema)
+    assert proc.stdout == build_prompt(
+        fmt, question=question, database_name="hr", dialect="sqlite", schema_text=schema
+    )
 
 
 def test_prompt_errors(hr: Registry, tmp_path: Path) -> None:
@@ -45,10 +53,25 @@ def test_prompt_errors(hr: Registry, tmp_path: Path) -> None:
     assert _run(tmp_path / "data", "prompt", "--format", "fancy", "--db", "hr", "q").returncode == 2
 
 
-def test_generate_with_a_local_model(hr: Registry, tmp_path: Path, tiny_model: Path, tiny_adapters: dict[str, Path]) -> None:
-    proc = _run(tmp_path / "data", "generate", "--db", "hr", "--model", str(tiny_model),
-                "--adapter", f"alpha={tiny_adapters['alpha']}", "--format", "seed", "--max-new-tokens", "4", "--json",
-                "How many employees?")
+def test_generate_with_a_local_model(
+    hr: Registry, tmp_path: Path, tiny_model: Path, tiny_adapters: dict[str, Path]
+) -> None:
+    proc = _run(
+        tmp_path / "data",
+        "generate",
+        "--db",
+        "hr",
+        "--model",
+        str(tiny_model),
+        "--adapter",
+        f"alpha={tiny_adapters['alpha']}",
+        "--format",
+        "seed",
+        "--max-new-tokens",
+        "4",
+        "--json",
+        "How many employees?",
+    )
     assert proc.returncode == 0, proc.stderr
     body = json.loads(proc.stdout)
     assert body["adapter"] == "alpha" and body["prompt_format"] == "seed@1" and body["completion_tokens"] <= 4
