@@ -130,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.reset_peak_memory_stats()
     header = ["weights", "batch", "tokens/s", "p50 ms", "p99 ms", "load s", "peak GiB"]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print(
-        f"Qwen1.5-1.8B shape, random weights, {PROMPT_TOKENS}-token prompt, {NEW_TOKENS} new tokens (EOS ignored)"
-    )
+    print(f"Qwen1.5-1.8B shape, random weights, {PROMPT_TOKENS}-token prompt, {NEW_TOKENS} new tokens (EOS ignored)")
     for r in [header, ["-" * w for w in widths], *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
     return 0

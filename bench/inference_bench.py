@@ -64,9 +64,7 @@ def _pct(values: list[float], q: int) -> float:
 
 
 async def _worker(engine: Engine, batch: int) -> Worker:
-    worker = Worker(
-        load_engine=lambda: engine, options=WorkerOptions(batch_max_size=batch, batch_max_wait_s=0.02)
-    )
+    worker = Worker(load_engine=lambda: engine, options=WorkerOptions(batch_max_size=batch, batch_max_wait_s=0.02))
     worker.start()
     await worker.wait_ready(60)
     return worker
@@ -99,9 +97,7 @@ async def _bench(engine: Engine, requests: int) -> None:
     for label, batch in (("8 concurrent, no batching", 1), ("8 concurrent, batching", 8)):
         worker = await _worker(engine, batch)
         t0 = time.perf_counter()
-        responses: list[GenerateResponse] = await asyncio.gather(
-            *(worker.generate(_request(i)) for i in range(8))
-        )
+        responses: list[GenerateResponse] = await asyncio.gather(*(worker.generate(_request(i)) for i in range(8)))
         wall = time.perf_counter() - t0
         lat = [r.latency_ms for r in responses]
         toks = sum(r.completion_tokens for r in responses)

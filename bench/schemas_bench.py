@@ -49,9 +49,7 @@ def _wide_script(n: int) -> str:
         )
         out.append(
             f"INSERT INTO t{i:03d} (id, label, status, amount, created_at) VALUES "
-            + ", ".join(
-                f"({j}, 'label {j}', 'state{j % 3}', {j}.5, '2026-01-0{1 + j % 9}')" for j in range(20)
-            )
+            + ", ".join(f"({j}, 'label {j}', 'state{j % 3}', {j}.5, '2026-01-0{1 + j % 9}')" for j in range(20))
         )
     return ";\n".join(out) + ";\n"
 
@@ -66,9 +64,7 @@ def _timed(fn: Callable[[], Any], repeat: int) -> list[float]:
 
 
 def _row(cells: list[str], widths: list[int]) -> str:
-    return "  ".join(
-        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-    )
+    return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
@@ -156,15 +152,11 @@ def _raw(url: str) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[], N
     elif backend == "postgresql":
 
         def connect() -> Any:
-            return psycopg.connect(
-                host=parsed.host, port=parsed.port, user=parsed.username, dbname=parsed.database
-            )
+            return psycopg.connect(host=parsed.host, port=parsed.port, user=parsed.username, dbname=parsed.database)
     else:
 
         def connect() -> Any:
-            return pymysql.connect(
-                host=parsed.host, port=parsed.port or 3306, user="root", database=parsed.database
-            )
+            return pymysql.connect(host=parsed.host, port=parsed.port or 3306, user="root", database=parsed.database)
 
     shared = connect()
 

@@ -1,1 +1,1 @@
-"""Placeholder package: see the open issues."""
+"""chat2sql bot: the platform-neutral core, the console channel, and (later) Slack and Teams."""

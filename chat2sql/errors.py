@@ -91,3 +91,46 @@ class PreviewFailed(PreviewError):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class BotError(Chat2SQLError):
+    """A question or command the bot cannot act on, for a reason the user can fix."""
+
+
+class InvalidQuestion(BotError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NoDatabases(BotError):
+    pass
+
+
+class NeedDatabase(BotError):
+    def __init__(self, choices: tuple[str, ...]) -> None:
+        super().__init__(choices)
+        self.choices = choices
+
+
+class NotAllowedHere(BotError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class RateLimited(BotError):
+    def __init__(self, retry_after_s: float, scope: str) -> None:
+        super().__init__(retry_after_s, scope)
+        self.retry_after_s = retry_after_s
+        self.scope = scope
+
+
+class AdminOnly(BotError):
+    pass
+
+
+class UnknownCommand(BotError):
+    def __init__(self, usage: str) -> None:
+        super().__init__(usage)
+        self.usage = usage

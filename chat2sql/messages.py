@@ -37,13 +37,84 @@ def user_message(err: BaseException) -> str:
                 "the registry was written with."
             )
         case errors.GuardRejected(rule=rule, reason=reason):
-            return f"The query was refused ({rule}): {reason}"
+            return f"I could not produce a safe, valid query for that ({rule}: {reason}). Try rephrasing the question."
         case errors.PreviewTimeout(timeout_s=timeout_s):
             return f"The preview was stopped after {timeout_s:g} s; try a narrower question."
         case errors.PreviewFailed(detail=detail):
             return f"The database could not run the query: {detail}"
+        case errors.InvalidQuestion(reason=reason):
+            return f"I can't use that question: {reason}."
+        case errors.NoDatabases():
+            return "No database is registered yet. An admin can add one with `admin register NAME URL`."
+        case errors.NeedDatabase(choices=choices):
+            names = ", ".join(f"`{c}`" for c in choices)
+            return (
+                f"Which database? Ask again as `[db:NAME] your question` or set one with `use NAME`. Choices: {names}."
+            )
+        case errors.NotAllowedHere(name=name):
+            return (
+                f"The database '{name}' is not available in this channel. "
+                f"An admin can allow it with `admin grant {name} CHANNEL`."
+            )
+        case errors.RateLimited(retry_after_s=retry, scope=scope):
+            who = "this workspace is" if scope == "workspace" else "you are"
+            return f"Easy there: {who} asking faster than the limit. Try again in {max(1, round(retry))} s."
+        case errors.AdminOnly():
+            return "Sorry, only chat2sql admins can do that. Nothing was changed."
+        case errors.UnknownCommand(usage=usage):
+            return f"I didn't understand that. Usage: {usage}"
         case errors.Chat2SQLError() if isinstance(getattr(type(err), "message", None), property):
             # Errors of the worker and its clients carry their own safe sentence.
             return str(err.message)  # type: ignore[attr-defined]
         case _:
             return "Something went wrong on our side; the error has been logged."
+
+
+HELP = """Ask me a question about your data and I'll write the SQL.
+
+• `how many customers per country?` — uses this channel's database
+• `[db:NAME] question` or `NAME: question` — ask a specific database
+• `use NAME` — set this channel's default database
+• `databases` — what I can query here
+• `help` — this message
+
+Admins: `admin register NAME URL [description]`, `admin list`, `admin describe NAME`,
+`admin refresh NAME`, `admin remove NAME`, `admin grant NAME CHANNEL`, `admin revoke NAME CHANNEL`.
+Every query is checked and runs read-only."""
+
+ADMIN_USAGE = (
+    "`admin register NAME URL [description]` | `admin list` | `admin describe NAME` | `admin refresh NAME` | "
+    "`admin remove NAME` | `admin grant NAME CHANNEL` | `admin revoke NAME CHANNEL`"
+)
+
+
+def registered(name: str, dialect: str, tables: int) -> str:
+    return f"Registered `{name}` ({dialect}, {tables} tables). Ask away: `[db:{name}] your question`."
+
+
+def refreshed(name: str, tables: int, changed: bool) -> str:
+    return f"Refreshed `{name}`: {tables} tables, schema {'changed' if changed else 'unchanged'}."
+
+
+def removed(name: str) -> str:
+    return f"Removed `{name}`."
+
+
+def granted(name: str, channel: str, allowed: bool) -> str:
+    return f"`{name}` is now {'allowed' if allowed else 'not allowed'} in {channel}."
+
+
+def default_set(name: str) -> str:
+    return f"This channel now asks `{name}` by default."
+
+
+def no_databases_here() -> str:
+    return "No database is available in this channel yet."
+
+
+def feedback_thanks(rating: str) -> str:
+    return "Thanks for the feedback!" if rating == "up" else "Thanks — I stored your correction for review."
+
+
+def cold_start_note() -> str:
+    return "The model is warming up; your answer will follow shortly."

@@ -109,9 +109,7 @@ class InMemoryRateLimiter:
     fresh burst.
     """
 
-    def __init__(
-        self, *, clock: Callable[[], float] = time.monotonic, max_buckets: int = MAX_BUCKETS
-    ) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_buckets: int = MAX_BUCKETS) -> None:
         if max_buckets < 1:
             raise ValueError("max_buckets must be at least 1")
         self._clock = clock
@@ -156,9 +154,7 @@ def _check_cost(limit: Limit, cost: int) -> None:
         raise ValueError(f"cost must be between 1 and the burst ({limit.burst}), not {cost}")
 
 
-def _take(
-    tokens: float, updated: float, now: float, limit: Limit, cost: int
-) -> tuple[float, float, Decision]:
+def _take(tokens: float, updated: float, now: float, limit: Limit, cost: int) -> tuple[float, float, Decision]:
     """Refill for the time since ``updated``, then take ``cost``; the Lua script mirrors this."""
     tokens = min(float(limit.burst), tokens)
     if now > updated:  # a clock that steps back never mints tokens
@@ -221,9 +217,7 @@ class RedisRateLimiter:
     all replicas must then share that clock). The hash expires once it would be full again.
     """
 
-    def __init__(
-        self, *, url: str, prefix: str = DEFAULT_PREFIX, clock: Callable[[], float] | None = None
-    ) -> None:
+    def __init__(self, *, url: str, prefix: str = DEFAULT_PREFIX, clock: Callable[[], float] | None = None) -> None:
         self._prefix = prefix
         self._clock = clock
         self._password = _password_of(url)

@@ -43,9 +43,7 @@ class Settings(BaseSettings):
     )
     preview_max_rows: int = Field(default=50, ge=1, le=10_000)
     preview_timeout_s: float = Field(default=5.0, gt=0, le=300)
-    sample_values: int = Field(
-        default=5, ge=0, le=50, description="Distinct sample values kept per text column."
-    )
+    sample_values: int = Field(default=5, ge=0, le=50, description="Distinct sample values kept per text column.")
     introspect_timeout_s: float = Field(default=30.0, gt=0)
     log_level: str = Field(default="INFO")
 
@@ -73,8 +71,28 @@ class Settings(BaseSettings):
     hf_token: SecretStr | None = None
 
     # --- clients of the worker (the bot) ----------------------------------------------
+    inference: Literal["local", "worker", "openai"] = Field(
+        default="local",
+        description="local: the model in-process; worker: our HTTP worker; openai: any OpenAI-compatible server",
+    )
     worker_url: str = "http://127.0.0.1:8001"
     worker_api_key: SecretStr | None = None
+    openai_model: str | None = Field(
+        default=None, description="Model (or LoRA module) name on an OpenAI-compatible server"
+    )
+    inference_timeout_s: float = Field(default=60.0, gt=0, le=600)
+
+    # --- the bot ------------------------------------------------------------------------
+    admins: str = Field(
+        default="console:*",
+        description="platform:id pairs allowed to run admin commands; '*' = everyone on that platform",
+    )
+    user_rate_per_minute: float = Field(default=20.0, gt=0)
+    user_burst: int = Field(default=10, ge=1)
+    workspace_rate_per_minute: float = Field(default=300.0, gt=0)
+    workspace_burst: int = Field(default=200, ge=1)
+    cache_ttl_s: float = Field(default=3600.0, ge=0)
+    schema_budget_tokens: int = Field(default=1500, ge=100, le=30_000)
 
     @property
     def effective_registry_url(self) -> str:

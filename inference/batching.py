@@ -23,9 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class Generator(Protocol):
-    def generate(
-        self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int
-    ) -> list[Completion]: ...
+    def generate(self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int) -> list[Completion]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +123,4 @@ class Batcher:
         for pending, completion in zip(group, completions, strict=True):
             if not pending.future.done():
                 queue_ms = (started - pending.enqueued) * 1000
-                pending.future.set_result(
-                    Batched(completion=completion, queue_ms=queue_ms, batch_size=len(group))
-                )
+                pending.future.set_result(Batched(completion=completion, queue_ms=queue_ms, batch_size=len(group)))

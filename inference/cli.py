@@ -56,9 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--db", help="registered database (its schema goes into the prompt)")
     p.add_argument("--model", help="model source (default: CHAT2SQL_MODEL)")
-    p.add_argument(
-        "--adapter", action="append", default=[], metavar="NAME=SRC", help="load and use an adapter"
-    )
+    p.add_argument("--adapter", action="append", default=[], metavar="NAME=SRC", help="load and use an adapter")
     p.add_argument("--format", choices=sorted(FORMATS), help="prompt format")
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--json", action="store_true")
@@ -112,9 +110,7 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         max_new_tokens=args.max_new_tokens,
     )
     options = worker_options(settings)
-    worker = Worker(
-        load_engine=engine_loader(settings, model=args.model, adapters=adapters or None), options=options
-    )
+    worker = Worker(load_engine=engine_loader(settings, model=args.model, adapters=adapters or None), options=options)
 
     async def run() -> str:
         worker.start()

@@ -407,6 +407,8 @@ class OpenAICompatibleClient:
             database_name=request.database.name,
             dialect=request.database.dialect,
             schema_text=request.database.schema_text,
+            previous_sql=request.previous.sql if request.previous else None,
+            previous_error=request.previous.error if request.previous else None,
         )
         body = {
             "model": request.adapter or self._model,
@@ -450,13 +452,9 @@ def make_client(
         case "worker":
             if not api_key:
                 raise ValueError("the worker needs an API key")
-            return WorkerClient(
-                base_url=base_url, api_key=api_key, default_adapter=model, timeout_s=timeout_s
-            )
+            return WorkerClient(base_url=base_url, api_key=api_key, default_adapter=model, timeout_s=timeout_s)
         case "openai":
             if not model:
                 raise ValueError("an OpenAI-compatible server needs a model name")
-            return OpenAICompatibleClient(
-                base_url=base_url, api_key=api_key, model=model, timeout_s=timeout_s
-            )
+            return OpenAICompatibleClient(base_url=base_url, api_key=api_key, model=model, timeout_s=timeout_s)
     assert_never(kind)

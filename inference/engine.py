@@ -128,9 +128,7 @@ class Engine:
             self._model.delete_adapter(name)
             del self._adapters[name]
 
-    def generate(
-        self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int
-    ) -> list[Completion]:
+    def generate(self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int) -> list[Completion]:
         """Greedy completions for a batch; each row may use its own adapter (or none)."""
         import torch
 

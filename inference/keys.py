@@ -92,10 +92,7 @@ class DuplicateKeyName(KeyStoreError):
 
     @property
     def message(self) -> str:
-        return (
-            f"An API key named '{self.name}' already exists (revoked keys keep their name); "
-            "pick another name."
-        )
+        return f"An API key named '{self.name}' already exists (revoked keys keep their name); pick another name."
 
 
 class UnknownKeyName(KeyStoreError):

@@ -53,6 +53,9 @@ _SCHEMA_V1_HEAD = (
     "Database: {db_id}\n"
     "Schema:\n"
 )
+_SCHEMA_V1_RETRY = (
+    "\n\nA previous answer to this question was:\n{sql}\nIt was refused: {error}\nWrite a corrected query."
+)
 _SCHEMA_V1_TAIL = (
     "\n\nQuestion: {question}\n\nWrite only the SQL query, nothing else.<|im_end|>\n<|im_start|>assistant\n"
 )
@@ -109,6 +112,8 @@ def build_prompt(
     schema_text: str = "",
     max_tokens: int | None = None,
     count_tokens: TokenCounter | None = None,
+    previous_sql: str | None = None,
+    previous_error: str | None = None,
 ) -> str:
     """The exact model input. When ``max_tokens`` is set, whole tables are dropped from the
     end of the schema until the prompt fits: the question is never cut."""
@@ -118,6 +123,8 @@ def build_prompt(
         return _check_fits(prompt, max_tokens, count_tokens)
     head = _SCHEMA_V1_HEAD.format(dialect=_DIALECT_NAMES.get(dialect, dialect), db_id=database_name)
     tail = _SCHEMA_V1_TAIL.format(question=question)
+    if previous_sql and previous_error:
+        tail = _SCHEMA_V1_RETRY.format(sql=previous_sql, error=previous_error) + tail
     blocks = [b for b in schema_text.strip().split("\n\n") if b.strip()]
     while True:
         prompt = head + "\n\n".join(blocks) + tail

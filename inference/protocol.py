@@ -43,12 +43,22 @@ class DatabaseInfo(_Strict):
     _tokens = field_validator("name", "schema_text")(reject_control_tokens)
 
 
+class PreviousAttempt(_Strict):
+    """The answer that failed and why, so the model can correct it (one automatic retry)."""
+
+    sql: str = Field(min_length=1, max_length=4000)
+    error: str = Field(min_length=1, max_length=500)
+
+    _tokens = field_validator("sql", "error")(reject_control_tokens)
+
+
 class GenerateRequest(_Strict):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     database: DatabaseInfo
     adapter: str | None = Field(default=None, min_length=1, max_length=64)
     prompt_format: str | None = Field(default=None, min_length=1, max_length=64)
     max_new_tokens: int | None = Field(default=None, ge=1, le=MAX_NEW_TOKENS_LIMIT)
+    previous: PreviousAttempt | None = None
 
     _tokens = field_validator("question", "adapter", "prompt_format")(reject_control_tokens)
 

@@ -121,9 +121,7 @@ def build_app(*, worker: Worker, keys: Authenticator, limiter: RateLimiter) -> F
         try:
             response = await worker.generate(body)
         except ModelLoading as exc:
-            raise ApiError(
-                503, "model_loading", exc.message, {"Retry-After": str(LOADING_RETRY_AFTER_S)}
-            ) from None
+            raise ApiError(503, "model_loading", exc.message, {"Retry-After": str(LOADING_RETRY_AFTER_S)}) from None
         except ModelFailed as exc:
             raise ApiError(503, "model_failed", exc.message) from None
         except (UnknownAdapter, UnknownPromptFormat) as exc:
@@ -159,9 +157,7 @@ def build_app(*, worker: Worker, keys: Authenticator, limiter: RateLimiter) -> F
             return Health(status="ok", model=worker.engine.name if worker.engine else None)
         if worker.load_error is not None:
             return _error(503, "model_failed", "The model failed to load.")
-        return _error(
-            503, "model_loading", "The model is still loading.", {"Retry-After": str(LOADING_RETRY_AFTER_S)}
-        )
+        return _error(503, "model_loading", "The model is still loading.", {"Retry-After": str(LOADING_RETRY_AFTER_S)})
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -61,18 +61,14 @@ class WorkerOptions:
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "chat2sql_worker_requests", "Requests by outcome", ["outcome"], registry=self.registry
-        )
+        self.requests = Counter("chat2sql_worker_requests", "Requests by outcome", ["outcome"], registry=self.registry)
         self.latency = Histogram(
             "chat2sql_worker_latency_seconds",
             "End-to-end generate latency",
             registry=self.registry,
             buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 60),
         )
-        self.queue = Histogram(
-            "chat2sql_worker_queue_seconds", "Time waiting for a batch", registry=self.registry
-        )
+        self.queue = Histogram("chat2sql_worker_queue_seconds", "Time waiting for a batch", registry=self.registry)
         self.tokens = Counter("chat2sql_worker_tokens", "Tokens processed", ["kind"], registry=self.registry)
         self.batch_size = Histogram(
             "chat2sql_worker_batch_size",
@@ -83,12 +79,8 @@ class Metrics:
         self.cold_starts = Counter(
             "chat2sql_worker_cold_starts", "Requests that waited for the model", registry=self.registry
         )
-        self.ready = Gauge(
-            "chat2sql_worker_model_ready", "1 once the model is loaded", registry=self.registry
-        )
-        self.load_seconds = Gauge(
-            "chat2sql_worker_model_load_seconds", "Model load time", registry=self.registry
-        )
+        self.ready = Gauge("chat2sql_worker_model_ready", "1 once the model is loaded", registry=self.registry)
+        self.load_seconds = Gauge("chat2sql_worker_model_load_seconds", "Model load time", registry=self.registry)
 
 
 class Worker:
@@ -149,9 +141,7 @@ class Worker:
         if not self.ready:
             if self.load_error is not None:
                 raise ModelFailed()
-            if self.options.cold_start_wait_s <= 0 or not await self.wait_ready(
-                self.options.cold_start_wait_s
-            ):
+            if self.options.cold_start_wait_s <= 0 or not await self.wait_ready(self.options.cold_start_wait_s):
                 raise ModelFailed() if self.load_error is not None else ModelLoading()
             cold = True
             self.metrics.cold_starts.inc()
@@ -174,6 +164,8 @@ class Worker:
             schema_text=request.database.schema_text,
             max_tokens=self.options.max_input_tokens,
             count_tokens=engine.count_tokens,
+            previous_sql=request.previous.sql if request.previous else None,
+            previous_error=request.previous.error if request.previous else None,
         )
         max_new = request.max_new_tokens or self.options.max_new_tokens
         result = await batcher.submit(prompt, adapter=adapter, max_new_tokens=max_new)

@@ -119,8 +119,7 @@ def embedded_parts() -> list[Path]:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
             raise SourceError(
-                f"the embedded model is not installed ({package} missing; "
-                "pip install -r requirements-model.txt)"
+                f"the embedded model is not installed ({package} missing; pip install -r requirements-model.txt)"
             )
         parts.extend(sorted((Path(next(iter(spec.submodule_search_locations))) / "data").glob("part*.bin")))
     return parts
@@ -161,9 +160,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     log.info("converting GGUF model (once)", extra={"fields": {"gguf": str(gguf), "target": str(target)}})
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    config = AutoConfig.for_model(
-        **{k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"}
-    )
+    config = AutoConfig.for_model(**{k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"})
     config.dtype = torch.bfloat16
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     plain.load_state_dict(loaded.state_dict())

@@ -20,14 +20,10 @@ def engine_loader(
 ) -> Callable[[], Engine]:
     """A function that resolves the sources (download/convert once) and loads everything."""
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
-    adapter_sources = (
-        adapters if adapters is not None else {n: a.source for n, a in settings.adapters.items()}
-    )
+    adapter_sources = adapters if adapters is not None else {n: a.source for n, a in settings.adapters.items()}
 
     def load() -> Engine:
-        path = resolve(
-            parse_source(model or settings.model), cache_dir=settings.model_cache_dir, hf_token=token
-        )
+        path = resolve(parse_source(model or settings.model), cache_dir=settings.model_cache_dir, hf_token=token)
         engine = Engine.load(
             EngineConfig(
                 model_path=path,
@@ -37,9 +33,7 @@ def engine_loader(
             )
         )
         for name, source in adapter_sources.items():
-            engine.load_adapter(
-                name, resolve(parse_source(source), cache_dir=settings.model_cache_dir, hf_token=token)
-            )
+            engine.load_adapter(name, resolve(parse_source(source), cache_dir=settings.model_cache_dir, hf_token=token))
         return engine
 
     return load
@@ -60,6 +54,4 @@ def worker_options(settings: Settings) -> WorkerOptions:
 
 def build_worker_app(settings: Settings, *, load_engine: Callable[[], Engine] | None = None) -> FastAPI:
     worker = Worker(load_engine=load_engine or engine_loader(settings), options=worker_options(settings))
-    return build_app(
-        worker=worker, keys=KeyStore.open(settings), limiter=make_rate_limiter(settings.redis_url)
-    )
+    return build_app(worker=worker, keys=KeyStore.open(settings), limiter=make_rate_limiter(settings.redis_url))

@@ -111,12 +111,8 @@ def _positive_int(text: str) -> int:
 
 
 def _add(args: argparse.Namespace, registry: Registry, _settings: Settings) -> int:
-    entry = registry.add(
-        args.name, args.url, description=args.description, registered_by=f"cli:{getpass.getuser()}"
-    )
-    print(
-        f"registered {entry.name} ({entry.dialect}, {len(entry.schema.tables)} tables) at {entry.url_masked}"
-    )
+    entry = registry.add(args.name, args.url, description=args.description, registered_by=f"cli:{getpass.getuser()}")
+    print(f"registered {entry.name} ({entry.dialect}, {len(entry.schema.tables)} tables) at {entry.url_masked}")
     return EXIT_OK
 
 

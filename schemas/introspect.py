@@ -57,9 +57,7 @@ def _namespaces(inspector: Inspector, dialect: Dialect) -> list[str | None]:
         return [None]
     if dialect == "mysql":
         return [inspector.default_schema_name]
-    return [
-        ns for ns in inspector.get_schema_names() if ns not in _PG_SYSTEM_SCHEMAS and not ns.startswith("pg_")
-    ]
+    return [ns for ns in inspector.get_schema_names() if ns not in _PG_SYSTEM_SCHEMAS and not ns.startswith("pg_")]
 
 
 def _read_namespace(inspector: Inspector, namespace: str | None, dialect: Dialect) -> list[Table]:
@@ -155,9 +153,7 @@ def _sample(conn: Any, tbl: Table, col: Column, limit: int) -> tuple[str, ...]:
         with conn.begin_nested() if conn.dialect.name == "postgresql" else nullcontext():
             values = conn.execute(query).scalars().all()
     except SQLAlchemyError as exc:
-        log.warning(
-            "sampling failed", extra={"fields": {"table": tbl.qualified_name, "error": type(exc).__name__}}
-        )
+        log.warning("sampling failed", extra={"fields": {"table": tbl.qualified_name, "error": type(exc).__name__}})
         return ()
     kept = [str(v) for v in values if isinstance(v, str) and 0 < len(v) <= MAX_SAMPLE_CHARS]
     return tuple(sorted(kept)[:limit])

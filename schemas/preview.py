@@ -99,9 +99,7 @@ class ReadOnlyRunner:
         self._engine: Engine | None = None
         self._engine_timeout: float | None = None
 
-    def run(
-        self, sql: str, *, max_rows: int = DEFAULT_MAX_ROWS, timeout_s: float = DEFAULT_TIMEOUT_S
-    ) -> PreviewResult:
+    def run(self, sql: str, *, max_rows: int = DEFAULT_MAX_ROWS, timeout_s: float = DEFAULT_TIMEOUT_S) -> PreviewResult:
         engine = self._engine_for(timeout_s)
         dialect = dialect_for_backend(engine.dialect.name)
         started = time.perf_counter()
@@ -177,9 +175,7 @@ _SQLITE_ALLOWED = {
 }
 
 
-def _sqlite_authorizer(
-    action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None
-) -> int:
+def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None) -> int:
     if action not in _SQLITE_ALLOWED:
         return sqlite3.SQLITE_DENY
     if action == sqlite3.SQLITE_FUNCTION and arg2 and is_denied("sqlite", arg2):

@@ -62,9 +62,7 @@ def render_table(table: Table, schema: DatabaseSchema) -> str:
         ref = quote_ident(fk.ref_table, d)
         if fk.ref_namespace and fk.ref_namespace != schema.default_namespace:
             ref = f"{quote_ident(fk.ref_namespace, d)}.{ref}"
-        constraints.append(
-            f"  FOREIGN KEY ({_idents(fk.columns, d)}) REFERENCES {ref}({_idents(fk.ref_columns, d)})"
-        )
+        constraints.append(f"  FOREIGN KEY ({_idents(fk.columns, d)}) REFERENCES {ref}({_idents(fk.ref_columns, d)})")
     body: list[str] = []
     total = len(lines) + len(constraints)
     for i, (line, note) in enumerate(lines):

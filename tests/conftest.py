@@ -144,9 +144,7 @@ def registry(settings: Settings) -> Iterator[Registry]:
 def sample_url(request: pytest.FixtureRequest) -> str:
     """The sample database on each engine in turn."""
     return str(
-        request.getfixturevalue(
-            {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "my_url"}[request.param]
-        )
+        request.getfixturevalue({"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "my_url"}[request.param])
     )
 
 

@@ -52,9 +52,7 @@ def test_full_cycle(cli: Cli, sqlite_url: str) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "5 tables" in proc.stdout
     listing = json.loads(cli("list", "--json").stdout)
-    assert (
-        listing[0]["name"] == "hr" and listing[0]["dialect"] == "sqlite" and listing[0]["url"] == sqlite_url
-    )
+    assert listing[0]["name"] == "hr" and listing[0]["dialect"] == "sqlite" and listing[0]["url"] == sqlite_url
     show = cli("show", "hr")
     assert (
         'CREATE TABLE "Order Details"' in show.stdout
@@ -90,9 +88,7 @@ def test_list_json_masks_passwords(cli: Cli, pg_url: str) -> None:
         (("check", "--db", "hr", "--file", "/no/such/file.sql"), "could not read input"),
     ],
 )
-def test_errors_are_one_line_and_change_nothing(
-    cli: Cli, sqlite_url: str, args: tuple[str, ...], needle: str
-) -> None:
+def test_errors_are_one_line_and_change_nothing(cli: Cli, sqlite_url: str, args: tuple[str, ...], needle: str) -> None:
     assert cli("add", "hr", sqlite_url).returncode == 0
     proc = cli(*args)
     assert proc.returncode == 1

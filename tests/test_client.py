@@ -147,8 +147,7 @@ def refused_url() -> Iterator[str]:
 def http_200(body: Any) -> bytes:
     data = json.dumps(body).encode()
     head = (
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\nConnection: close\r\n\r\n"
     )
     return head.encode() + data
 
@@ -164,9 +163,7 @@ async def resetting_server(answers: list[bytes | None]) -> AsyncIterator[str]:
         await reader.readexactly(int(length[1]) if length else 0)
         answer = answers.pop(0)
         if answer is None:
-            writer.get_extra_info("socket").setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         else:
             writer.write(answer)
             await writer.drain()
@@ -201,9 +198,7 @@ class Clients:
         self.sleeps.append(seconds)
 
     def _retry(self, max_attempts: int, grace_s: float) -> RetryPolicy:
-        return RetryPolicy(
-            max_attempts=max_attempts, backoff_base_s=0.5, backoff_max_s=8.0, cold_start_grace_s=grace_s
-        )
+        return RetryPolicy(max_attempts=max_attempts, backoff_base_s=0.5, backoff_max_s=8.0, cold_start_grace_s=grace_s)
 
     def worker(
         self,
@@ -262,9 +257,7 @@ def assert_user_safe(err: WorkerError, *urls: str) -> None:
 
 
 @pytest.mark.asyncio
-async def test_worker_success_sends_the_key_only_in_the_header(
-    server: ScriptedServer, clients: Clients
-) -> None:
+async def test_worker_success_sends_the_key_only_in_the_header(server: ScriptedServer, clients: Clients) -> None:
     server.script(Reply(body=WORKER_ANSWER))
     answer = await clients.worker(server.url).generate(REQUEST)
 
@@ -291,9 +284,7 @@ async def test_worker_sends_the_default_adapter_only_when_the_request_names_none
 
 
 @pytest.mark.asyncio
-async def test_5xx_is_retried_with_jittered_backoff_until_success(
-    server: ScriptedServer, clients: Clients
-) -> None:
+async def test_5xx_is_retried_with_jittered_backoff_until_success(server: ScriptedServer, clients: Clients) -> None:
     server.script(
         Reply(status=500, body=SERVER_ERROR),
         Reply(status=503, body={"error": {"code": "overloaded", "message": "busy"}}),
@@ -322,9 +313,7 @@ async def test_5xx_until_retries_are_spent_is_unavailable(server: ScriptedServer
 
 @pytest.mark.asyncio
 async def test_503_model_loading_is_a_cold_start_at_once(server: ScriptedServer, clients: Clients) -> None:
-    server.script(
-        Reply(status=503, body=MODEL_LOADING, headers={"Retry-After": "20"}), Reply(body=WORKER_ANSWER)
-    )
+    server.script(Reply(status=503, body=MODEL_LOADING, headers={"Retry-After": "20"}), Reply(body=WORKER_ANSWER))
     client = clients.worker(server.url)
     with pytest.raises(WorkerColdStarting) as caught:
         await client.generate(REQUEST)
@@ -338,9 +327,7 @@ async def test_503_model_loading_is_a_cold_start_at_once(server: ScriptedServer,
 
 
 @pytest.mark.asyncio
-async def test_429_is_overloaded_with_retry_after_and_not_retried(
-    server: ScriptedServer, clients: Clients
-) -> None:
+async def test_429_is_overloaded_with_retry_after_and_not_retried(server: ScriptedServer, clients: Clients) -> None:
     server.script(
         Reply(
             status=429,
@@ -388,9 +375,7 @@ async def test_other_4xx_is_rejected_with_the_workers_message_and_not_retried(
 
 
 @pytest.mark.asyncio
-async def test_4xx_without_an_error_body_gets_a_generic_message(
-    server: ScriptedServer, clients: Clients
-) -> None:
+async def test_4xx_without_an_error_body_gets_a_generic_message(server: ScriptedServer, clients: Clients) -> None:
     server.script(Reply(status=404, text=f"<html>no route {server.url}/v1/generate</html>"))
     with pytest.raises(WorkerRejected) as caught:
         await clients.worker(server.url).generate(REQUEST)
@@ -414,9 +399,7 @@ async def test_an_answer_that_is_not_a_generate_response_is_unavailable(
 
 
 @pytest.mark.asyncio
-async def test_a_slow_generation_times_out_and_is_not_retried(
-    server: ScriptedServer, clients: Clients
-) -> None:
+async def test_a_slow_generation_times_out_and_is_not_retried(server: ScriptedServer, clients: Clients) -> None:
     server.script(Reply(body=WORKER_ANSWER, delay_s=5.0))
     with pytest.raises(WorkerTimeout) as caught:
         await clients.worker(server.url, timeout_s=0.2).generate(REQUEST)
@@ -482,9 +465,7 @@ COMPLETION = {
 
 
 @pytest.mark.asyncio
-async def test_openai_client_builds_the_prompt_and_cleans_the_answer(
-    server: ScriptedServer, clients: Clients
-) -> None:
+async def test_openai_client_builds_the_prompt_and_cleans_the_answer(server: ScriptedServer, clients: Clients) -> None:
     server.script(Reply(body=COMPLETION))
     answer = await clients.openai(server.url).generate(REQUEST)
 
@@ -518,18 +499,14 @@ async def test_openai_client_asks_for_the_adapter_and_the_requested_format(
     server: ScriptedServer, clients: Clients
 ) -> None:
     server.script(Reply(body={"choices": [{"text": "SELECT count(*) FROM singer<|im_end|>"}]}))
-    request = REQUEST.model_copy(
-        update={"adapter": "spider-v1", "prompt_format": "seed", "max_new_tokens": 64}
-    )
+    request = REQUEST.model_copy(update={"adapter": "spider-v1", "prompt_format": "seed", "max_new_tokens": 64})
     answer = await clients.openai(server.url, api_key=None).generate(request)
 
     [received] = server.received
     assert "authorization" not in received.headers
     assert received.json["model"] == "spider-v1"
     assert received.json["max_tokens"] == 64
-    assert received.json["prompt"] == build_prompt(
-        "seed", question=REQUEST.question, database_name="concert_singer"
-    )
+    assert received.json["prompt"] == build_prompt("seed", question=REQUEST.question, database_name="concert_singer")
     assert answer.sql == "SELECT count(*) FROM singer"
     assert (answer.adapter, answer.prompt_format) == ("spider-v1", "seed@1")
     assert (answer.prompt_tokens, answer.completion_tokens) == (0, 0)  # no usage block
@@ -545,13 +522,9 @@ async def test_openai_client_shares_the_retry_loop(server: ScriptedServer, clien
 
 
 @pytest.mark.asyncio
-async def test_openai_client_never_passes_on_the_servers_error_text(
-    server: ScriptedServer, clients: Clients
-) -> None:
+async def test_openai_client_never_passes_on_the_servers_error_text(server: ScriptedServer, clients: Clients) -> None:
     leaky = f"Incorrect API key provided: {API_KEY}"
-    server.script(
-        Reply(status=401, body={"error": {"message": leaky, "type": "authentication_error", "code": 401}})
-    )
+    server.script(Reply(status=401, body={"error": {"message": leaky, "type": "authentication_error", "code": 401}}))
     with pytest.raises(WorkerRejected) as caught:
         await clients.openai(server.url).generate(REQUEST)
 

@@ -70,9 +70,7 @@ def test_row_counts_agree_through_the_guard(defog: Loaded) -> None:
             url, schema = defog[engine][name]
             runner = ReadOnlyRunner(url=url)
             for table in schema.tables:
-                out = run_checked(
-                    f'SELECT COUNT(*) AS n FROM "{table.name}"', schema, runner, max_rows=5, timeout_s=10
-                )
+                out = run_checked(f'SELECT COUNT(*) AS n FROM "{table.name}"', schema, runner, max_rows=5, timeout_s=10)
                 assert out["ok"], out
                 counts.setdefault(table.name, {})[engine] = out["rows"][0][0]  # type: ignore[index]
             runner.close()
@@ -100,8 +98,7 @@ QUESTIONS = [
     ),
     (
         "academic",
-        "SELECT a.name FROM author a "
-        "WHERE EXISTS (SELECT 1 FROM writes w WHERE w.aid = a.aid) ORDER BY a.name",
+        "SELECT a.name FROM author a WHERE EXISTS (SELECT 1 FROM writes w WHERE w.aid = a.aid) ORDER BY a.name",
     ),
 ]
 

@@ -91,9 +91,7 @@ async def test_batcher_groups_concurrent_requests(engine: Engine) -> None:
     finally:
         await batcher.stop()
     assert batcher.batches_run == 1 and {r.batch_size for r in results} == {6}
-    for (prompt, adapter), result in zip(
-        zip(PROMPTS * 2, [None, "alpha"] * 3, strict=True), results, strict=True
-    ):
+    for (prompt, adapter), result in zip(zip(PROMPTS * 2, [None, "alpha"] * 3, strict=True), results, strict=True):
         assert result.completion.text == _texts(engine, [prompt], [adapter])[0]
 
 

@@ -38,17 +38,13 @@ MY = _schema("mysql", "shop")
 
 
 def test_limit_added_capped_and_kept() -> None:
-    assert (
-        guard.check("select id from orders", SQLITE, max_rows=10).normalized
-        == "SELECT id FROM orders LIMIT 10"
-    )
+    assert guard.check("select id from orders", SQLITE, max_rows=10).normalized == "SELECT id FROM orders LIMIT 10"
     assert (
         guard.check("select id from orders limit 500", SQLITE, max_rows=10).normalized
         == "SELECT id FROM orders LIMIT 10"
     )
     assert (
-        guard.check("select id from orders limit 3", SQLITE, max_rows=10).normalized
-        == "SELECT id FROM orders LIMIT 3"
+        guard.check("select id from orders limit 3", SQLITE, max_rows=10).normalized == "SELECT id FROM orders LIMIT 3"
     )
     union = guard.check("select id from orders union select id from orders", SQLITE, max_rows=7)
     assert union.normalized is not None and union.normalized.endswith("LIMIT 7")
@@ -80,10 +76,7 @@ def test_identifiers_match_like_the_engine(schema: DatabaseSchema, sql: str, ok:
 
 
 def test_cte_names_and_aliases_are_not_tables() -> None:
-    sql = (
-        "with recent as (select id, created_at from orders) "
-        "select r.id from recent r join orders o on o.id = r.id"
-    )
+    sql = "with recent as (select id, created_at from orders) select r.id from recent r join orders o on o.id = r.id"
     assert guard.check(sql, PG).ok
 
 
@@ -150,9 +143,7 @@ def test_denylist_patterns() -> None:
     assert is_denied("postgres", "pg_sleep_for") and is_denied("postgres", "LO_IMPORT")
     assert is_denied("mysql", "SLEEP") and is_denied("sqlite", "load_extension")
     assert not any(
-        is_denied(d, f)
-        for d in DENYLIST
-        for f in ("count", "sum", "lower", "date_trunc", "strftime", "coalesce")
+        is_denied(d, f) for d in DENYLIST for f in ("count", "sum", "lower", "date_trunc", "strftime", "coalesce")
     )
 
 
@@ -171,9 +162,7 @@ def test_fetch_first_is_kept_or_capped() -> None:
 
 def test_mysql_output_runs_on_mariadb_too() -> None:
     result = guard.check("select id from orders where note regexp '^a' and note not rlike 'b$'", MY)
-    assert (
-        result.normalized == "SELECT id FROM orders WHERE note REGEXP '^a' AND NOT note REGEXP 'b$' LIMIT 50"
-    )
+    assert result.normalized == "SELECT id FROM orders WHERE note REGEXP '^a' AND NOT note REGEXP 'b$' LIMIT 50"
 
 
 def test_comments_never_reach_the_engine() -> None:

@@ -42,9 +42,7 @@ def test_prompt_prints_the_exact_prompt(hr: Registry, tmp_path: Path, fmt: str) 
     proc = _run(tmp_path / "data", "prompt", "--format", fmt, "--db", "hr", question)
     assert proc.returncode == 0, proc.stderr
     schema = render_schema(hr.get("hr").schema, question=question, max_tokens=1500)
-    assert proc.stdout == build_prompt(
-        fmt, question=question, database_name="hr", dialect="sqlite", schema_text=schema
-    )
+    assert proc.stdout == build_prompt(fmt, question=question, database_name="hr", dialect="sqlite", schema_text=schema)
 
 
 def test_prompt_errors(hr: Registry, tmp_path: Path) -> None:

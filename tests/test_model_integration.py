@@ -38,9 +38,7 @@ def _norm(row: list[object]) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-def test_offline_model_answers_through_the_api(
-    embedded_model: Path, settings: Settings, sqlite_url: str
-) -> None:
+def test_offline_model_answers_through_the_api(embedded_model: Path, settings: Settings, sqlite_url: str) -> None:
     registry = Registry.open(settings)
     entry = registry.add("hr", sqlite_url, registered_by="test")
     key = KeyStore.open(settings).create("integration", "internal")

@@ -20,9 +20,7 @@ def _seed_template() -> str:
     """The training prompt from PRODUCT.md (CI has shared/ beside the clone), else the fixture copy."""
     fixture = SEED_FIXTURE.read_text(encoding="utf-8")
     if PRODUCT.is_file():
-        block = re.search(
-            r"```\n(<\|im_start\|>system\n.*?<\|im_start\|>assistant\n)```", PRODUCT.read_text(), re.S
-        )
+        block = re.search(r"```\n(<\|im_start\|>system\n.*?<\|im_start\|>assistant\n)```", PRODUCT.read_text(), re.S)
         assert block is not None, "PRODUCT.md no longer holds the seed prompt"
         assert block.group(1) == fixture, "the fixture copy drifted from PRODUCT.md"
     return fixture
@@ -30,9 +28,7 @@ def _seed_template() -> str:
 
 def test_seed_prompt_is_byte_for_byte() -> None:
     expected = (
-        _seed_template()
-        .replace("{db_id}", "concert_singer")
-        .replace("{question}", "How many singers do we have?")
+        _seed_template().replace("{db_id}", "concert_singer").replace("{question}", "How many singers do we have?")
     )
     actual = build_prompt("seed", question="How many singers do we have?", database_name="concert_singer")
     assert actual == expected
@@ -44,9 +40,7 @@ def test_seed_prompt_is_byte_for_byte() -> None:
 
 def test_schema_prompt_carries_dialect_schema_and_question() -> None:
     schema = "CREATE TABLE a (\n  id INTEGER\n);\n\nCREATE TABLE b (\n  id INTEGER\n);"
-    prompt = build_prompt(
-        "schema", question="Zähle alles", database_name="hr", dialect="postgres", schema_text=schema
-    )
+    prompt = build_prompt("schema", question="Zähle alles", database_name="hr", dialect="postgres", schema_text=schema)
     assert "PostgreSQL" in prompt and "Database: hr" in prompt and schema in prompt
     assert "Question: Zähle alles\n" in prompt and prompt.endswith("<|im_start|>assistant\n")
 
@@ -66,9 +60,7 @@ def test_truncation_drops_tables_never_the_question() -> None:
         max_tokens=120,
         count_tokens=count,
     )
-    assert (
-        count(prompt) <= 120 and question in prompt and "CREATE TABLE t0 " in prompt and "t49" not in prompt
-    )
+    assert count(prompt) <= 120 and question in prompt and "CREATE TABLE t0 " in prompt and "t49" not in prompt
     with pytest.raises(PromptTooLong):
         build_prompt("schema", question=question * 20, database_name="x", max_tokens=50, count_tokens=count)
 
@@ -152,3 +144,17 @@ def test_ordinary_questions_pass(question: str) -> None:
 
 def test_database_info_defaults() -> None:
     assert DatabaseInfo(name="x").dialect == "sqlite"
+
+
+def test_retry_prompt_shows_the_model_its_error() -> None:
+    plain = build_prompt("schema", question="q?", database_name="d", schema_text="CREATE TABLE t (\n  a INT\n);")
+    retry = build_prompt(
+        "schema",
+        question="q?",
+        database_name="d",
+        schema_text="CREATE TABLE t (\n  a INT\n);",
+        previous_sql="SELECT b FROM t",
+        previous_error="unknown column 'b'",
+    )
+    assert "SELECT b FROM t" in retry and "unknown column 'b'" in retry and "SELECT b" not in plain
+    assert retry.endswith(plain[plain.index("\n\nQuestion:") :])

@@ -184,9 +184,7 @@ async def test_replicas_share_one_bucket(redis_prefix: str) -> None:
         clock.advance(1)
         assert (await two.acquire("key-a", ONE_PER_SECOND)).allowed
         assert not (await one.acquire("key-a", ONE_PER_SECOND)).allowed
-        results = await asyncio.gather(
-            *(limiter.acquire("key-b", FROZEN) for limiter in (one, two) for _ in range(50))
-        )
+        results = await asyncio.gather(*(limiter.acquire("key-b", FROZEN) for limiter in (one, two) for _ in range(50)))
         assert sum(d.allowed for d in results) == FROZEN.burst
     finally:
         await one.close()

@@ -57,9 +57,7 @@ def test_render_table_keys_comments_samples() -> None:
             Column(name="status", type="TEXT", comment="Order\nstatus", samples=("open", "it's")),
         ),
         primary_key=("id",),
-        foreign_keys=(
-            ForeignKey(columns=("id",), ref_namespace="public", ref_table="x", ref_columns=("id",)),
-        ),
+        foreign_keys=(ForeignKey(columns=("id",), ref_namespace="public", ref_table="x", ref_columns=("id",)),),
         comment="All orders",
     )
     schema = DatabaseSchema(dialect="postgres", default_namespace="public", tables=(table,))

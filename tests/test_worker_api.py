@@ -113,9 +113,7 @@ def test_revoked_key_and_new_key_take_effect_at_once(client: TestClient, setting
         ({"prompt_format": "fancy"}, "Unknown prompt format"),
     ],
 )
-def test_422_with_a_clear_message(
-    client: TestClient, keys: KeyStore, patch: dict[str, object], needle: str
-) -> None:
+def test_422_with_a_clear_message(client: TestClient, keys: KeyStore, patch: dict[str, object], needle: str) -> None:
     key = keys.create(f"k-{uuid.uuid4().hex[:8]}", "standard")
     response = client.post("/v1/generate", json={**BODY, **patch}, headers=_auth(key))
     assert response.status_code == 422
@@ -143,9 +141,7 @@ def test_429_with_retry_after(tiny_engine: Engine, keys: KeyStore) -> None:
         assert int(response.headers["Retry-After"]) >= 1
 
 
-def test_redis_limits_are_shared_between_replicas(
-    tiny_engine: Engine, keys: KeyStore, redis_url: str
-) -> None:
+def test_redis_limits_are_shared_between_replicas(tiny_engine: Engine, keys: KeyStore, redis_url: str) -> None:
     prefix = f"c2s:test:{uuid.uuid4().hex[:8]}:"
     first, second = (
         RedisRateLimiter(url=redis_url, prefix=prefix),

@@ -80,9 +80,7 @@ def served(tmp_path: Path, tiny_model: Path, tiny_adapters: dict[str, Path]) -> 
 @pytest.mark.asyncio
 async def test_served_worker_answers_the_client(served: tuple[str, str]) -> None:
     base, key = served
-    request = GenerateRequest(
-        question="How many employees?", database=DatabaseInfo(name="hr"), max_new_tokens=4
-    )
+    request = GenerateRequest(question="How many employees?", database=DatabaseInfo(name="hr"), max_new_tokens=4)
     client = WorkerClient(base_url=base, api_key=key)
     try:
         response = await client.generate(request)

@@ -107,9 +107,7 @@ def statement_kind(sql: str, dialect: Dialect) -> None:
         return
     words = [t.text.upper() for t in tokens if t.text]
     if words and words[0] in _STATE_KEYWORDS:
-        raise Rejection(
-            f"only read-only SELECT queries are allowed, not {words[0]} statements", rule="read_only"
-        )
+        raise Rejection(f"only read-only SELECT queries are allowed, not {words[0]} statements", rule="read_only")
 
 
 TEXT_RULES: tuple[TextRule, ...] = (no_executable_comments, statement_kind)
@@ -192,7 +190,7 @@ def known_columns(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
             quote_identifiers=False,
         )
     except OptimizeError as err:
-        raise Rejection(_column_reason(str(err))) from None
+        raise Rejection(_column_reason(str(err), ctx.schema)) from None
     except SqlglotError:
         raise Rejection("the query's columns could not be resolved") from None
     return tree
@@ -273,11 +271,18 @@ def _normalized_copy(tree: exp.Expr, dialect: Dialect) -> exp.Expr:
     return probe
 
 
-def _column_reason(message: str) -> str:
-    first = message.split(". Line")[0].strip()
-    if first.startswith("Column '") and "could not be resolved" in first:
-        name = first.split("'")[1]
-        return f"unknown column '{name}'"
-    if "Unknown table" in first or "Unknown" in first:
-        return first.rstrip(".").lower()
-    return "a column could not be matched to a table in the schema"
+_COLUMN_NAME = re.compile(r"[Cc]olumn(?: '|: )([^'\s.]+(?:\.[^'\s.]+)?)")
+
+
+def _column_reason(message: str, schema: DatabaseSchema) -> str:
+    """Name the column and, when another table has it, say which: the retry prompt uses this."""
+    match = _COLUMN_NAME.search(message)
+    if match is None:
+        return "a column could not be matched to a table in the schema"
+    name = match.group(1)
+    bare = name.rsplit(".", 1)[-1].strip('"`')
+    holders = [t.name for t in schema.tables if schema.find_column(t, bare, quoted=True) or schema.find_column(t, bare)]
+    if holders:
+        where = ", ".join(holders[:3])
+        return f"unknown column '{name}' here; a column named {bare} exists in {where}"
+    return f"unknown column '{name}'"

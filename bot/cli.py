@@ -1,0 +1,94 @@
+"""``python -m bot``: ask, chat, audit, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from datetime import date
+
+from chat2sql import log as chat2sql_log
+from chat2sql.errors import Chat2SQLError
+from chat2sql.messages import user_message
+from chat2sql.settings import Settings
+
+DEMO_QUESTIONS = (
+    ("sales_db", "How many customers do we have in each country?"),
+    ("ecommerce_db", "Show me the top 5 products by revenue last month"),
+    ("hr_db", "List all employees hired after 2020 who are in the engineering department"),
+)
+
+
+def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    settings = settings or Settings()
+    chat2sql_log.configure(settings.log_level)
+    if argv[:1] == ["audit"]:
+        from bot.store import audit_main
+
+        return audit_main(argv[1:], settings=settings)
+    args = _parser().parse_args(argv)
+    try:
+        return int(asyncio.run(args.handler(args, settings)))
+    except Chat2SQLError as err:
+        print(f"error: {user_message(err)}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("ask", help="answer one question")
+    p.add_argument("question")
+    p.add_argument("--db", help="registered database")
+    p.add_argument("--run", action="store_true", help="also run the read-only preview")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_ask)
+    p = sub.add_parser("chat", help="interactive session with the chat grammar")
+    p.set_defaults(handler=_chat)
+    p = sub.add_parser("demo", help="build the sample databases and answer the seed's example questions")
+    p.set_defaults(handler=_demo)
+    sub.add_parser("audit", help="list the audit log: [--since 7d|ISO] [--limit N] [--json]")
+    return parser
+
+
+async def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.console import ask
+    from bot.wiring import build_assistant
+
+    assistant = build_assistant(settings)
+    try:
+        return await ask(assistant, args.question, database=args.db, run=args.run, as_json=args.json)
+    finally:
+        await assistant.close()
+
+
+async def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.console import chat
+    from bot.wiring import build_assistant
+
+    assistant = build_assistant(settings)
+    try:
+        return await chat(assistant)
+    finally:
+        await assistant.close()
+
+
+async def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.console import ask
+    from bot.samples import ensure_samples
+    from bot.wiring import build_assistant
+
+    assistant = build_assistant(settings)
+    try:
+        built = ensure_samples(assistant.registry, settings.data_dir, today=date.today())
+        print(f"sample databases ready ({', '.join(built) if built else 'already registered'})")
+        status = 0
+        for database, question in DEMO_QUESTIONS:
+            print(f"\n[db:{database}] {question}")
+            status |= await ask(assistant, question, database=database, run=True, as_json=False)
+        print("\nNext: `python -m bot chat` to ask your own questions; see README for registering your database.")
+        return status
+    finally:
+        await assistant.close()

@@ -1,0 +1,418 @@
+"""The assistant: one chat message in, one reply out, the audit row written first.
+
+Flow for a question: validate → rate limit (user, workspace) → resolve the database
+(explicit → channel default → the only one allowed here → ask which) → cache → model →
+guard → a validation run on the read-only connection → on a guard rejection or a
+database error, one automatic retry that shows the model its error → answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.core.access import Admins
+from bot.core.grammar import Admin, Ask, Command, Databases, Empty, Help, Use, parse
+from bot.store import AuditRecord, BotStore, Where
+from chat2sql import errors, messages
+from chat2sql.cache import ResponseCache, cache_key, normalize_question
+from chat2sql.log import request_id
+from chat2sql.ratelimit import Limit, RateLimiter
+from chat2sql.redact import redact
+from inference.client import InferenceClient
+from inference.protocol import (
+    MAX_QUESTION_CHARS,
+    DatabaseInfo,
+    GenerateRequest,
+    PreviousAttempt,
+    reject_control_tokens,
+)
+from schemas import guard
+from schemas.preview import ReadOnlyRunner, run_checked
+from schemas.registry import RegisteredDatabase, Registry
+from schemas.render import render_schema
+
+log = logging.getLogger(__name__)
+
+VALIDATION_ROWS = 1
+VALIDATION_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssistantConfig:
+    user_limit: Limit
+    workspace_limit: Limit
+    cache_ttl_s: float = 3600.0
+    schema_budget_tokens: int = 1500
+    preview_max_rows: int = 50
+    preview_timeout_s: float = 5.0
+    adapter: str | None = None
+    prompt_format: str = "schema"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Answer:
+    sql: str
+    database: str
+    warnings: tuple[str, ...]
+    latency_ms: float
+    cache_hit: bool
+    trace_id: str
+    audit_id: int
+    adapter: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reply:
+    kind: Literal["answer", "text", "error"]
+    text: str
+    answer: Answer | None = None
+    error_kind: str | None = None
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreviewReply:
+    ok: bool
+    text: str
+    columns: tuple[str, ...] = ()
+    rows: tuple[tuple[Any, ...], ...] = ()
+    truncated: bool = False
+    elapsed_ms: float = 0.0
+    sql: str = ""
+    error_kind: str | None = None
+
+
+@dataclass
+class _Outcome:
+    """What the audit row records, filled as the flow advances."""
+
+    database: str | None = None
+    sql: str | None = None
+    verdict: str | None = None
+    cache_hit: bool = False
+    adapter: str | None = None
+    error_kind: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class Assistant:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        store: BotStore,
+        client: InferenceClient,
+        limiter: RateLimiter,
+        cache: ResponseCache,
+        admins: Admins,
+        config: AssistantConfig,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self._client = client
+        self._limiter = limiter
+        self._cache = cache
+        self._admins = admins
+        self.config = config
+
+    async def close(self) -> None:
+        await self._client.close()
+        await self._limiter.close()
+        await self._cache.close()
+        self.registry.close()
+        self.store.close()
+
+    # --- entry points -----------------------------------------------------------------
+
+    async def handle(self, text: str, where: Where) -> Reply:
+        """Any message of the grammar."""
+        command: Command = parse(text, known=set(self.registry.names()))
+        match command:
+            case Ask(database=db, question=question):
+                return await self.ask(question, where, database=db)
+            case Use(database=db):
+                return self._guarded(lambda: self._use(db, where))
+            case Databases():
+                return Reply(kind="text", text=self._databases(where))
+            case Help():
+                return Reply(kind="text", text=messages.HELP)
+            case Admin():
+                return await self._admin(command, text, where)
+            case Empty():
+                return Reply(kind="text", text=messages.HELP)
+        raise AssertionError(command)  # pragma: no cover
+
+    async def ask(self, question: str, where: Where, *, database: str | None = None) -> Reply:
+        trace_id = uuid.uuid4().hex[:16]
+        token = request_id.set(trace_id)
+        started = time.perf_counter()
+        outcome = _Outcome(database=database)
+        choices: tuple[str, ...] = ()
+        try:
+            answer_sql = await self._answer(question, where, outcome)
+            reply_kind: Literal["answer", "error"] = "answer"
+            text = answer_sql
+        except errors.Chat2SQLError as err:
+            outcome.error_kind = type(err).__name__
+            reply_kind, text = "error", messages.user_message(err)
+            if isinstance(err, errors.NeedDatabase):
+                choices = err.choices
+        except Exception:
+            log.exception("question failed")
+            outcome.error_kind = "internal"
+            reply_kind, text = "error", messages.user_message(Exception())
+        finally:
+            request_id.reset(token)
+        latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        audit_id = self.store.record(
+            AuditRecord(
+                platform=where.platform,
+                workspace=where.workspace,
+                channel=where.channel,
+                user_id=where.user_id,
+                database=outcome.database,
+                question=question,
+                sql=outcome.sql,
+                guard_verdict=outcome.verdict,
+                preview_rows=None,
+                latency_ms=latency_ms,
+                cache_hit=outcome.cache_hit,
+                error_kind=outcome.error_kind,
+                adapter=outcome.adapter,
+                trace_id=trace_id,
+            )
+        )
+        if reply_kind == "error":
+            return Reply(kind="error", text=text, error_kind=outcome.error_kind, choices=choices)
+        assert outcome.database is not None and outcome.sql is not None
+        answer = Answer(
+            sql=outcome.sql,
+            database=outcome.database,
+            warnings=tuple(outcome.warnings),
+            latency_ms=latency_ms,
+            cache_hit=outcome.cache_hit,
+            trace_id=trace_id,
+            audit_id=audit_id,
+            adapter=outcome.adapter,
+        )
+        return Reply(kind="answer", text=text, answer=answer)
+
+    async def preview(self, audit_id: int, where: Where) -> PreviewReply:
+        """Run an answer's SQL through the guard and the read-only preview."""
+        entry_row = self.store.get(audit_id)
+        if entry_row is None or entry_row.sql is None or entry_row.database is None:
+            return PreviewReply(ok=False, text="That answer can no longer be previewed.", error_kind="unknown_answer")
+        try:
+            entry = self._allowed_entry(entry_row.database, where)
+        except errors.Chat2SQLError as err:
+            return PreviewReply(ok=False, text=messages.user_message(err), error_kind=type(err).__name__)
+        out = await asyncio.to_thread(
+            self._run, entry, entry_row.sql, self.config.preview_max_rows, self.config.preview_timeout_s
+        )
+        if not out["ok"]:
+            return PreviewReply(
+                ok=False, text=str(out.get("reason")), sql=entry_row.sql, error_kind=str(out.get("rule"))
+            )
+        self.store.set_preview_rows(audit_id, len(out["rows"]))
+        return PreviewReply(
+            ok=True,
+            text="",
+            columns=tuple(out["columns"]),
+            rows=tuple(tuple(r) for r in out["rows"]),
+            truncated=bool(out["truncated"]),
+            elapsed_ms=float(out["elapsed_ms"]),
+            sql=str(out["normalized"]),
+        )
+
+    def feedback(
+        self, audit_id: int, where: Where, rating: Literal["up", "down"], corrected_sql: str | None = None
+    ) -> Reply:
+        try:
+            self.store.add_feedback(
+                audit_id=audit_id, user_id=where.user_id, rating=rating, corrected_sql=corrected_sql
+            )
+        except errors.Chat2SQLError as err:
+            return Reply(kind="error", text=messages.user_message(err), error_kind=type(err).__name__)
+        return Reply(kind="text", text=messages.feedback_thanks(rating))
+
+    def schema_text(self, database: str, where: Where) -> str:
+        return render_schema(self._allowed_entry(database, where).schema)
+
+    # --- the question flow -----------------------------------------------------------
+
+    async def _answer(self, question: str, where: Where, outcome: _Outcome) -> str:
+        question = _validate_question(question)
+        await self._rate_limit(where)
+        entry = self._resolve(outcome.database, where)
+        outcome.database = entry.name
+        outcome.adapter = self.config.adapter
+        key = cache_key(
+            entry.name,
+            entry.schema_hash,
+            self.config.adapter or "",
+            self.config.prompt_format,
+            normalize_question(question),
+        )
+        if self.config.cache_ttl_s > 0:
+            cached = await self._cache.get(key)
+            if cached is not None:
+                hit = json.loads(cached)
+                outcome.sql, outcome.verdict, outcome.cache_hit = hit["sql"], "accepted", True
+                outcome.warnings = list(hit.get("warnings", []))
+                return str(hit["sql"])
+        request = GenerateRequest(
+            question=question,
+            adapter=self.config.adapter,
+            prompt_format=self.config.prompt_format,
+            database=DatabaseInfo(
+                name=entry.name,
+                dialect=entry.schema.dialect,
+                schema_text=render_schema(entry.schema, question=question, max_tokens=self.config.schema_budget_tokens),
+            ),
+        )
+        sql, problem = await self._attempt(request, entry, outcome)
+        if problem is not None:
+            previous = PreviousAttempt(sql=(outcome.sql or sql or "(no SQL)")[:4000], error=problem[:500])
+            sql, problem = await self._attempt(request.model_copy(update={"previous": previous}), entry, outcome)
+            if problem is not None:
+                raise errors.GuardRejected(outcome.verdict or "validation", problem)
+        assert sql is not None
+        if self.config.cache_ttl_s > 0:
+            await self._cache.set(
+                key, json.dumps({"sql": sql, "warnings": outcome.warnings}), ttl_s=self.config.cache_ttl_s
+            )
+        return sql
+
+    async def _attempt(
+        self, request: GenerateRequest, entry: RegisteredDatabase, outcome: _Outcome
+    ) -> tuple[str | None, str | None]:
+        """One model call, the guard and a validation run: (normalized SQL, None) or (raw SQL, problem)."""
+        # Worker errors (cold start, overload, timeout, down) carry their own sentence.
+        response = await self._client.generate(request)
+        outcome.sql = response.sql or None
+        checked = guard.check(response.sql, entry.schema, max_rows=self.config.preview_max_rows)
+        if not checked.ok or checked.normalized is None:
+            outcome.verdict = checked.rule
+            return response.sql, f"{checked.reason}"
+        outcome.verdict, outcome.sql, outcome.warnings = (
+            "accepted",
+            checked.normalized,
+            list(checked.warnings),
+        )
+        out = await asyncio.to_thread(self._run, entry, checked.normalized, VALIDATION_ROWS, VALIDATION_TIMEOUT_S)
+        if not out["ok"] and out.get("rule") == "preview" and "stopped after" not in str(out.get("reason")):
+            outcome.verdict = "database_error"
+            return checked.normalized, str(out.get("reason"))
+        return checked.normalized, None
+
+    def _run(self, entry: RegisteredDatabase, sql: str, max_rows: int, timeout_s: float) -> dict[str, Any]:
+        runner = ReadOnlyRunner(url=self.registry.connection_url(entry.name))
+        try:
+            return run_checked(sql, entry.schema, runner, max_rows=max_rows, timeout_s=timeout_s)
+        finally:
+            runner.close()
+
+    async def _rate_limit(self, where: Where) -> None:
+        for scope, key, limit in (
+            ("user", f"user:{where.platform}:{where.workspace}:{where.user_id}", self.config.user_limit),
+            ("workspace", f"ws:{where.platform}:{where.workspace}", self.config.workspace_limit),
+        ):
+            decision = await self._limiter.acquire(key, limit)
+            if not decision.allowed:
+                raise errors.RateLimited(decision.retry_after_s, scope)
+
+    def _resolve(self, explicit: str | None, where: Where) -> RegisteredDatabase:
+        if explicit:
+            return self._allowed_entry(explicit, where)
+        default = self.store.default(where)
+        if default is not None and default in self.registry.names():
+            return self._allowed_entry(default, where)
+        names = self.registry.names()
+        if not names:
+            raise errors.NoDatabases()
+        allowed = tuple(n for n in names if self.store.is_allowed(n, where))
+        if len(allowed) == 1:
+            return self.registry.get(allowed[0])
+        if not allowed:
+            raise errors.NotAllowedHere(names[0]) if len(names) == 1 else errors.NeedDatabase(())
+        raise errors.NeedDatabase(allowed)
+
+    def _allowed_entry(self, name: str, where: Where) -> RegisteredDatabase:
+        entry = self.registry.get(name)  # UnknownDatabase lists the known names
+        if not self.store.is_allowed(name, where):
+            raise errors.NotAllowedHere(name)
+        return entry
+
+    # --- other commands --------------------------------------------------------------
+
+    def _guarded(self, action: Any) -> Reply:
+        try:
+            return Reply(kind="text", text=str(action()))
+        except errors.Chat2SQLError as err:
+            return Reply(kind="error", text=messages.user_message(err), error_kind=type(err).__name__)
+
+    def _use(self, name: str, where: Where) -> str:
+        self._allowed_entry(name, where)
+        self.store.set_default(where, name)
+        return messages.default_set(name)
+
+    def _databases(self, where: Where) -> str:
+        entries = [e for e in self.registry.list() if self.store.is_allowed(e.name, where)]
+        if not entries:
+            return messages.no_databases_here()
+        default = self.store.default(where)
+        lines = [
+            f"• `{e.name}` ({e.dialect}, {len(e.schema.tables)} tables){' — default here' if e.name == default else ''}"
+            + (f": {e.description}" if e.description else "")
+            for e in entries
+        ]
+        return "Databases you can ask here:\n" + "\n".join(lines)
+
+    async def _admin(self, command: Admin, text: str, where: Where) -> Reply:
+        from bot.core.admin import run_admin
+
+        if not self._admins.allows(where.platform, where.user_id):
+            reply = Reply(kind="error", text=messages.user_message(errors.AdminOnly()), error_kind="AdminOnly")
+        else:
+            try:
+                reply = Reply(kind="text", text=await run_admin(self, command, where))
+            except errors.Chat2SQLError as err:
+                reply = Reply(kind="error", text=messages.user_message(err), error_kind=type(err).__name__)
+        self.store.record(
+            AuditRecord(
+                platform=where.platform,
+                workspace=where.workspace,
+                channel=where.channel,
+                user_id=where.user_id,
+                database=command.args[0] if command.args else None,
+                question=redact(text),
+                sql=None,
+                guard_verdict=None,
+                preview_rows=None,
+                latency_ms=None,
+                cache_hit=False,
+                error_kind=reply.error_kind,
+                adapter=None,
+                trace_id=uuid.uuid4().hex[:16],
+            )
+        )
+        return reply
+
+
+def _validate_question(question: str) -> str:
+    question = question.strip()
+    if not question:
+        raise errors.InvalidQuestion("it is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise errors.InvalidQuestion(f"it is longer than {MAX_QUESTION_CHARS} characters")
+    try:
+        reject_control_tokens(question)
+    except ValueError as err:
+        raise errors.InvalidQuestion(str(err)) from None
+    return question

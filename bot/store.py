@@ -1,0 +1,581 @@
+"""The bot's state, kept in the registry database beside the databases it describes.
+
+Four concerns, one store, because they share a lifetime with the registry: what was asked
+and answered (``audit_log``, plus ``feedback`` on those answers), who may query which
+database from which channel (``db_access`` and ``db_origin``), and each channel's default
+database (``channel_defaults``). Every replica of the bot sees the same rows, and the
+Alembic chain that upgrades the registry upgrades these tables too.
+
+Access rules, in order: an explicit grant or revoke for the exact (platform, workspace,
+channel) wins; otherwise a database registered from chat is open to the workspace it was
+registered from and to nobody else; a database registered with the CLI (no origin row) is
+open everywhere, because whoever ran the CLI already owns the deployment.
+
+``audit_main`` is the command line: ``python -m bot audit [--since] [--limit N] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    select,
+)
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from chat2sql.errors import Chat2SQLError
+from chat2sql.redact import redact
+from chat2sql.settings import Settings
+from schemas.registry import Base, upgrade, validate_name
+
+# Slack ids are short; Teams conversation ids can run past a hundred characters.
+ID_CHARS = 512
+PLATFORM_CHARS = 32
+DATABASE_CHARS = 63  # registered_databases.name
+TOKEN_CHARS = 64  # guard rule names, error kinds, adapter names, trace ids
+RATINGS = ("up", "down")
+DEFAULT_AUDIT_LIMIT = 1000
+QUESTION_PREVIEW_CHARS = 80
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+Rating = Literal["up", "down"]
+
+
+# --- tables -------------------------------------------------------------------------------
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    platform: Mapped[str] = mapped_column(String(PLATFORM_CHARS))
+    workspace: Mapped[str] = mapped_column(String(ID_CHARS))
+    channel: Mapped[str] = mapped_column(String(ID_CHARS))
+    user_id: Mapped[str] = mapped_column(String(ID_CHARS))
+    database: Mapped[str | None] = mapped_column(String(DATABASE_CHARS))
+    question: Mapped[str] = mapped_column(Text)
+    sql: Mapped[str | None] = mapped_column(Text)
+    guard_verdict: Mapped[str | None] = mapped_column(String(TOKEN_CHARS))
+    preview_rows: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    cache_hit: Mapped[bool] = mapped_column(Boolean)
+    error_kind: Mapped[str | None] = mapped_column(String(TOKEN_CHARS))
+    adapter: Mapped[str | None] = mapped_column(String(TOKEN_CHARS))
+    trace_id: Mapped[str] = mapped_column(String(TOKEN_CHARS))
+
+
+class FeedbackRow(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (CheckConstraint("rating IN ('up', 'down')", name="ck_feedback_rating"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audit_log.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    user_id: Mapped[str] = mapped_column(String(ID_CHARS))
+    rating: Mapped[str] = mapped_column(String(4))
+    corrected_sql: Mapped[str | None] = mapped_column(Text)
+
+
+class DbAccessRow(Base):
+    __tablename__ = "db_access"
+    __table_args__ = (UniqueConstraint("database", "platform", "workspace", "channel", name="uq_db_access_scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    database: Mapped[str] = mapped_column(String(DATABASE_CHARS))
+    platform: Mapped[str] = mapped_column(String(PLATFORM_CHARS))
+    workspace: Mapped[str] = mapped_column(String(ID_CHARS))
+    channel: Mapped[str] = mapped_column(String(ID_CHARS))
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    updated_by: Mapped[str] = mapped_column(String(ID_CHARS))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DbOriginRow(Base):
+    """No foreign key to ``registered_databases``: the registry removes its row on its own,
+    and ``BotStore.forget`` then clears what the bot kept about that name."""
+
+    __tablename__ = "db_origin"
+
+    database: Mapped[str] = mapped_column(String(DATABASE_CHARS), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(PLATFORM_CHARS))
+    workspace: Mapped[str] = mapped_column(String(ID_CHARS))
+
+
+class ChannelDefaultRow(Base):
+    __tablename__ = "channel_defaults"
+
+    platform: Mapped[str] = mapped_column(String(PLATFORM_CHARS), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
+    database: Mapped[str] = mapped_column(String(DATABASE_CHARS))
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class BotStoreError(Chat2SQLError):
+    """A bot-state operation was refused; ``message`` is the sentence a person sees."""
+
+    @property
+    def message(self) -> str:
+        raise NotImplementedError
+
+
+class UnknownAuditEntry(BotStoreError):
+    def __init__(self, audit_id: int) -> None:
+        super().__init__(audit_id)
+        self.audit_id = audit_id
+
+    @property
+    def message(self) -> str:
+        return f"There is no answer #{self.audit_id} to give feedback on."
+
+
+class InvalidRating(BotStoreError):
+    def __init__(self, rating: str) -> None:
+        super().__init__(rating)
+        self.rating = rating
+
+    @property
+    def message(self) -> str:
+        return f"'{self.rating}' is not a rating; use 'up' or 'down'."
+
+
+class InvalidSince(BotStoreError):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    @property
+    def message(self) -> str:
+        return (
+            f"'{self.text}' is not a start time: use an ISO date or time such as 2026-01-31 "
+            "or 2026-01-31T09:00 (UTC unless it names a zone), or an age such as 7d or 12h."
+        )
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Where:
+    """Who asked, and from where: the scope of access rules, defaults and audit rows."""
+
+    platform: str
+    workspace: str
+    channel: str
+    user_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditRecord:
+    """One question and what became of it; ``guard_verdict`` is "accepted" or the rejecting rule."""
+
+    platform: str
+    workspace: str
+    channel: str
+    user_id: str
+    question: str
+    trace_id: str
+    database: str | None = None
+    sql: str | None = None
+    guard_verdict: str | None = None
+    preview_rows: int | None = None
+    latency_ms: float | None = None
+    cache_hit: bool = False
+    error_kind: str | None = None
+    adapter: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditEntry(AuditRecord):
+    """A stored ``AuditRecord`` with its id and UTC time."""
+
+    id: int
+    created_at: dt.datetime
+
+    def to_json(self) -> dict[str, object]:
+        fields = dataclasses.asdict(self)
+        fields["created_at"] = self.created_at.isoformat()
+        return {"id": fields.pop("id"), "created_at": fields.pop("created_at"), **fields}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedbackEntry:
+    id: int
+    audit_id: int
+    created_at: dt.datetime
+    user_id: str
+    rating: Rating
+    corrected_sql: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {**dataclasses.asdict(self), "created_at": self.created_at.isoformat()}
+
+
+_AUDIT_FIELDS = tuple(f.name for f in dataclasses.fields(AuditRecord))
+_Row = TypeVar("_Row", bound=Base)
+
+
+# --- the store ----------------------------------------------------------------------------
+
+
+class BotStore:
+    """The bot's rows in the registry database; every method is one short transaction.
+
+    ``clock`` gives the UTC time stamped on new rows (tests pass a fixed one).
+    """
+
+    def __init__(self, *, engine: Engine, clock: Callable[[], dt.datetime] | None = None) -> None:
+        self._engine = engine
+        self._clock = clock or _utcnow
+
+    @classmethod
+    def open(cls, settings: Settings) -> BotStore:
+        """Open the registry database and bring its tables (the bot's too) up to date."""
+        if settings.uses_embedded_registry:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.effective_registry_url, pool_pre_ping=True)
+        try:
+            upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine=engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # --- audit and feedback ---------------------------------------------------------------
+
+    def record(self, record: AuditRecord) -> int:
+        """Store one audit row (a single INSERT, committed) and return its id."""
+        row = AuditRow(created_at=self._clock(), **{name: getattr(record, name) for name in _AUDIT_FIELDS})
+        with Session(self._engine) as session:
+            session.add(row)
+            session.flush()
+            audit_id = row.id  # read before commit: committing expires the row
+            session.commit()
+        return audit_id
+
+    def audit(self, *, since: dt.datetime | None = None, limit: int = DEFAULT_AUDIT_LIMIT) -> list[AuditEntry]:
+        """Audit rows, newest first; ``since`` is inclusive (a naive time is taken as UTC)."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        query = select(AuditRow).order_by(AuditRow.created_at.desc(), AuditRow.id.desc()).limit(limit)
+        if since is not None:
+            # SQLite keeps times as text without a zone: compare UTC with UTC.
+            query = query.where(AuditRow.created_at >= _to_utc(since))
+        with Session(self._engine) as session:
+            return [_audit_entry(row) for row in session.scalars(query)]
+
+    def get(self, audit_id: int) -> AuditEntry | None:
+        """One audit row, e.g. to preview an answer later; None if there is no such row."""
+        with Session(self._engine) as session:
+            row = session.get(AuditRow, audit_id)
+            return _audit_entry(row) if row else None
+
+    def set_preview_rows(self, audit_id: int, rows: int) -> None:
+        """Note how many rows a preview showed: previews run after the answer was recorded."""
+        with Session(self._engine) as session:
+            row = session.get(AuditRow, audit_id)
+            if row is None:
+                raise UnknownAuditEntry(audit_id)
+            row.preview_rows = rows
+            session.commit()
+
+    def add_feedback(self, *, audit_id: int, user_id: str, rating: Rating, corrected_sql: str | None = None) -> int:
+        """Store a rating of an answer; the audit row must exist (SQLite does not enforce it)."""
+        if rating not in RATINGS:
+            raise InvalidRating(str(rating))
+        row = FeedbackRow(
+            audit_id=audit_id,
+            created_at=self._clock(),
+            user_id=user_id,
+            rating=rating,
+            corrected_sql=corrected_sql,
+        )
+        with Session(self._engine) as session:
+            if session.get(AuditRow, audit_id) is None:
+                raise UnknownAuditEntry(audit_id)
+            session.add(row)
+            try:
+                session.flush()
+            except IntegrityError:
+                raise UnknownAuditEntry(audit_id) from None
+            feedback_id = row.id
+            session.commit()
+        return feedback_id
+
+    def feedback_for(self, audit_id: int) -> list[FeedbackEntry]:
+        """Feedback on one answer, oldest first."""
+        query = (
+            select(FeedbackRow).where(FeedbackRow.audit_id == audit_id).order_by(FeedbackRow.created_at, FeedbackRow.id)
+        )
+        with Session(self._engine) as session:
+            return [_feedback_entry(row) for row in session.scalars(query)]
+
+    # --- access -----------------------------------------------------------------------------
+
+    def set_origin(self, database: str, *, platform: str, workspace: str) -> None:
+        """Record that ``database`` was registered from chat in this workspace."""
+        validate_name(database)
+        self._upsert(DbOriginRow, {"database": database}, {"platform": platform, "workspace": workspace})
+
+    def grant(self, database: str, where: Where) -> None:
+        """Open ``database`` to this one channel, whatever its origin says."""
+        self._set_access(database, where, allowed=True)
+
+    def revoke(self, database: str, where: Where) -> None:
+        """Close ``database`` to this one channel, whatever its origin says."""
+        self._set_access(database, where, allowed=False)
+
+    def is_allowed(self, database: str, where: Where) -> bool:
+        scope = (
+            DbAccessRow.database == database,
+            DbAccessRow.platform == where.platform,
+            DbAccessRow.workspace == where.workspace,
+            DbAccessRow.channel == where.channel,
+        )
+        with Session(self._engine) as session:
+            explicit = session.scalar(select(DbAccessRow.allowed).where(*scope))
+            if explicit is not None:
+                return bool(explicit)
+            origin = session.get(DbOriginRow, database)
+        if origin is None:  # registered with the CLI: open everywhere
+            return True
+        return origin.platform == where.platform and origin.workspace == where.workspace
+
+    def forget(self, database: str) -> None:
+        """Drop the origin, access rows and channel defaults of a removed database.
+
+        Audit rows and feedback stay: they are history, and name the database as text.
+        """
+        with Session(self._engine) as session:
+            session.execute(delete(DbOriginRow).where(DbOriginRow.database == database))
+            session.execute(delete(DbAccessRow).where(DbAccessRow.database == database))
+            session.execute(delete(ChannelDefaultRow).where(ChannelDefaultRow.database == database))
+            session.commit()
+
+    # --- channel defaults ---------------------------------------------------------------------
+
+    def set_default(self, where: Where, database: str) -> None:
+        """Make ``database`` the one this channel asks when a question names none.
+
+        Access is not checked here: callers check ``is_allowed`` when the default is used,
+        so a later revoke takes effect without touching defaults.
+        """
+        validate_name(database)
+        key = {"platform": where.platform, "workspace": where.workspace, "channel": where.channel}
+        self._upsert(ChannelDefaultRow, key, {"database": database})
+
+    def default(self, where: Where) -> str | None:
+        with Session(self._engine) as session:
+            row = session.get(ChannelDefaultRow, (where.platform, where.workspace, where.channel))
+            return row.database if row else None
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _set_access(self, database: str, where: Where, *, allowed: bool) -> None:
+        validate_name(database)
+        key = {
+            "database": database,
+            "platform": where.platform,
+            "workspace": where.workspace,
+            "channel": where.channel,
+        }
+        values: dict[str, Any] = {
+            "allowed": allowed,
+            "updated_by": where.user_id,
+            "updated_at": self._clock(),
+        }
+        self._upsert(DbAccessRow, key, values)
+
+    def _upsert(self, model: type[_Row], key: dict[str, Any], values: dict[str, Any]) -> None:
+        """Insert or update the row identified by ``key``, portably (SQLite and PostgreSQL).
+
+        Two writers inserting the same key at once: the loser's INSERT violates the key,
+        and its second attempt finds the row and updates it.
+        """
+        for attempt in range(2):
+            with Session(self._engine) as session:
+                row = session.scalar(select(model).filter_by(**key))
+                if row is None:
+                    session.add(model(**key, **values))
+                else:
+                    for name, value in values.items():
+                        setattr(row, name, value)
+                try:
+                    session.commit()
+                    return
+                except IntegrityError:
+                    if attempt:
+                        raise
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _to_utc(value: dt.datetime) -> dt.datetime:
+    """UTC, whatever came in: SQLite hands back naive times (we only write UTC) and
+    PostgreSQL hands back the session's time zone."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _audit_entry(row: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        created_at=_to_utc(row.created_at),
+        **{name: getattr(row, name) for name in _AUDIT_FIELDS},
+    )
+
+
+def _feedback_entry(row: FeedbackRow) -> FeedbackEntry:
+    return FeedbackEntry(
+        id=row.id,
+        audit_id=row.audit_id,
+        created_at=_to_utc(row.created_at),
+        user_id=row.user_id,
+        rating="up" if row.rating == "up" else "down",
+        corrected_sql=row.corrected_sql,
+    )
+
+
+# --- command line -------------------------------------------------------------------------
+
+_AGE = re.compile(r"(?P<amount>\d{1,6})(?P<unit>[dh])")
+_AGE_UNITS = {"d": dt.timedelta(days=1), "h": dt.timedelta(hours=1)}
+
+
+def parse_since(text: str, *, now: dt.datetime) -> dt.datetime:
+    """An age such as ``7d``/``12h`` before ``now``, or an ISO date/time (naive = UTC).
+
+    >>> now = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC)
+    >>> parse_since("7d", now=now).isoformat()
+    '2026-03-03T12:00:00+00:00'
+    >>> parse_since("2026-03-01", now=now).isoformat()
+    '2026-03-01T00:00:00+00:00'
+    """
+    cleaned = text.strip()
+    age = _AGE.fullmatch(cleaned.lower())
+    if age:
+        return now - int(age["amount"]) * _AGE_UNITS[age["unit"]]
+    try:
+        return _to_utc(dt.datetime.fromisoformat(cleaned))
+    except ValueError:
+        raise InvalidSince(text) from None
+
+
+def audit_main(argv: Sequence[str], *, settings: Settings) -> int:
+    """``python -m bot audit``; ``argv`` is what follows ``audit``.
+
+    With ``--json`` stdout carries one JSON array and nothing else. Errors are one line on
+    stderr: exit 1, or 2 for usage errors (argparse prints the usage).
+    """
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed usage (or --help)
+        return EXIT_OK if exc.code in (0, None) else EXIT_USAGE
+    try:
+        since = parse_since(args.since, now=_utcnow()) if args.since is not None else None
+    except InvalidSince as err:
+        return _fail(err.message)
+    try:
+        store = BotStore.open(settings)
+    except SQLAlchemyError as exc:
+        return _fail(f"the registry database cannot be used: {_reason(exc)}")
+    try:
+        entries = store.audit(since=since, limit=args.limit)
+    except SQLAlchemyError as exc:
+        return _fail(f"the registry database cannot be used: {_reason(exc)}")
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([e.to_json() for e in entries], ensure_ascii=False))
+        return EXIT_OK
+    if not entries:
+        print("no audit entries" + (" since " + since.isoformat() if since else ""))
+    for e in entries:
+        print(_audit_line(e))
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot audit", description="Show what the bot was asked and what it answered."
+    )
+    parser.add_argument("--since", help="an ISO date/time (UTC) or an age such as 7d or 12h")
+    parser.add_argument(
+        "--limit", type=_positive_int, default=DEFAULT_AUDIT_LIMIT, help="at most this many, newest first"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON array on stdout")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _audit_line(e: AuditEntry) -> str:
+    outcome = e.error_kind or e.guard_verdict or "-"
+    rows = "-" if e.preview_rows is None else f"{e.preview_rows} rows"
+    latency = "-" if e.latency_ms is None else f"{e.latency_ms:.0f} ms"
+    question = " ".join(e.question.split())
+    if len(question) > QUESTION_PREVIEW_CHARS:
+        question = question[: QUESTION_PREVIEW_CHARS - 1] + "…"
+    return "\t".join(
+        (
+            f"{e.created_at:%Y-%m-%d %H:%M:%S}",
+            f"#{e.id}",
+            f"{e.platform}:{e.workspace}/{e.channel}",
+            e.user_id,
+            e.database or "-",
+            outcome,
+            rows,
+            latency,
+            "cached" if e.cache_hit else "-",
+            question,
+        )
+    )
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_FAIL
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """One redacted line from the driver, e.g. 'connection refused'."""
+    original = getattr(exc, "orig", None) or exc
+    text = redact(str(original)).strip()
+    return (text.splitlines()[0] if text else type(original).__name__)[:300]

@@ -1,0 +1,60 @@
+"""One place that wires the bot from settings."""
+
+from __future__ import annotations
+
+from bot.core.access import Admins
+from bot.core.assistant import Assistant, AssistantConfig
+from bot.store import BotStore
+from chat2sql.cache import make_cache
+from chat2sql.ratelimit import Limit, make_rate_limiter
+from chat2sql.settings import Settings
+from inference.client import InferenceClient, make_client
+from schemas.registry import Registry
+
+
+def inference_client(settings: Settings) -> InferenceClient:
+    if settings.inference == "local":
+        from inference.local import LocalInferenceClient
+        from inference.service import Worker
+        from inference.wiring import engine_loader, worker_options
+
+        return LocalInferenceClient(
+            worker=Worker(load_engine=engine_loader(settings), options=worker_options(settings))
+        )
+    key = settings.worker_api_key.get_secret_value() if settings.worker_api_key else None
+    return make_client(
+        kind=settings.inference,
+        base_url=settings.worker_url,
+        api_key=key,
+        model=settings.openai_model if settings.inference == "openai" else settings.default_adapter,
+        timeout_s=settings.inference_timeout_s,
+    )
+
+
+def assistant_config(settings: Settings) -> AssistantConfig:
+    adapter = settings.default_adapter
+    prompt_format = (
+        settings.adapters[adapter].prompt_format if adapter in settings.adapters else settings.default_prompt_format
+    )
+    return AssistantConfig(
+        user_limit=Limit(settings.user_rate_per_minute, settings.user_burst),
+        workspace_limit=Limit(settings.workspace_rate_per_minute, settings.workspace_burst),
+        cache_ttl_s=settings.cache_ttl_s,
+        schema_budget_tokens=settings.schema_budget_tokens,
+        preview_max_rows=settings.preview_max_rows,
+        preview_timeout_s=settings.preview_timeout_s,
+        adapter=adapter,
+        prompt_format=prompt_format,
+    )
+
+
+def build_assistant(settings: Settings, *, client: InferenceClient | None = None) -> Assistant:
+    return Assistant(
+        registry=Registry.open(settings),
+        store=BotStore.open(settings),
+        client=client or inference_client(settings),
+        limiter=make_rate_limiter(settings.redis_url),
+        cache=make_cache(settings.redis_url),
+        admins=Admins.parse(settings.admins),
+        config=assistant_config(settings),
+    )

@@ -1,0 +1,36 @@
+"""The in-process backend: the bot runs the worker's own engine without HTTP.
+
+The embedded default (`CHAT2SQL_INFERENCE=local`): `make demo` and `python -m bot chat`
+answer with the offline model on this machine. It speaks the same InferenceClient
+protocol as the HTTP clients, with the same errors.
+"""
+
+from __future__ import annotations
+
+from inference.client import WorkerColdStarting, WorkerRejected
+from inference.prompts import PromptTooLong, UnknownPromptFormat
+from inference.protocol import GenerateRequest, GenerateResponse
+from inference.service import ModelFailed, ModelLoading, UnknownAdapter, Worker
+
+
+class LocalInferenceClient:
+    def __init__(self, *, worker: Worker, load_timeout_s: float = 600.0) -> None:
+        self._worker = worker
+        self._load_timeout_s = load_timeout_s
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        self._worker.start()
+        loaded = self._worker.ready or await self._worker.wait_ready(self._load_timeout_s)
+        if not loaded and self._worker.load_error is None:
+            raise WorkerColdStarting(retry_after_s=None)
+        try:
+            return await self._worker.generate(request)
+        except ModelLoading:
+            raise WorkerColdStarting(retry_after_s=None) from None
+        except ModelFailed:
+            raise WorkerRejected(status=503, code="model_failed", detail="The model failed to load.") from None
+        except (UnknownAdapter, UnknownPromptFormat, PromptTooLong) as exc:
+            raise WorkerRejected(status=422, code="invalid_request", detail=exc.message) from None
+
+    async def close(self) -> None:
+        await self._worker.stop()
