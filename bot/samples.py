@@ -452,14 +452,17 @@ CREATE TABLE order_items (
     order_item_id INTEGER PRIMARY KEY,
     order_id INTEGER NOT NULL REFERENCES orders (order_id),
     product_id INTEGER NOT NULL REFERENCES products (product_id),
+    order_date TEXT NOT NULL,
     quantity INTEGER NOT NULL CHECK (quantity > 0),
-    unit_price REAL NOT NULL CHECK (unit_price > 0)
+    unit_price REAL NOT NULL CHECK (unit_price > 0),
+    revenue REAL NOT NULL
 );
 CREATE INDEX idx_products_category ON products (category_id);
 CREATE INDEX idx_orders_customer ON orders (customer_id);
 CREATE INDEX idx_orders_date ON orders (order_date);
 CREATE INDEX idx_order_items_order ON order_items (order_id);
 CREATE INDEX idx_order_items_product ON order_items (product_id);
+CREATE INDEX idx_order_items_date ON order_items (order_date);
 """
 
 
@@ -480,7 +483,13 @@ def _build_ecommerce(conn: sqlite3.Connection, rng: random.Random, today: date) 
     orders = _shop_orders(rng, today, prices)
     _insert(conn, "customers", _shop_customers(rng, today, orders))
     _insert(conn, "orders", [(i, o.customer_id, o.day.isoformat(), o.status) for i, o in enumerate(orders, 1)])
-    items = [(order_id, *item) for order_id, o in enumerate(orders, 1) for item in o.items]
+    # Order lines carry their date and revenue, as in most analytics schemas (denormalized
+    # from orders and quantity × unit_price), so line-level questions need no join.
+    items = [
+        (order_id, product_id, o.day.isoformat(), quantity, price, round(quantity * price, 2))
+        for order_id, o in enumerate(orders, 1)
+        for product_id, quantity, price in o.items
+    ]
     _insert(conn, "order_items", [(i, *item) for i, item in enumerate(items, 1)])
 
 

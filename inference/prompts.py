@@ -53,8 +53,15 @@ _SCHEMA_V1_HEAD = (
     "Database: {db_id}\n"
     "Schema:\n"
 )
+# A retry continues the conversation: the refused answer as the assistant's turn, then the
+# error as the user's reply. Small models correct themselves far more often this way than
+# when the error is folded into the first message.
 _SCHEMA_V1_RETRY = (
-    "\n\nA previous answer to this question was:\n{sql}\nIt was refused: {error}\nWrite a corrected query."
+    "{sql}<|im_end|>\n"
+    "<|im_start|>user\n"
+    "That query is wrong: {error}. Use only the tables and columns in the schema. "
+    "Write only the corrected SQL query.<|im_end|>\n"
+    "<|im_start|>assistant\n"
 )
 _SCHEMA_V1_TAIL = (
     "\n\nQuestion: {question}\n\nWrite only the SQL query, nothing else.<|im_end|>\n<|im_start|>assistant\n"
@@ -124,7 +131,7 @@ def build_prompt(
     head = _SCHEMA_V1_HEAD.format(dialect=_DIALECT_NAMES.get(dialect, dialect), db_id=database_name)
     tail = _SCHEMA_V1_TAIL.format(question=question)
     if previous_sql and previous_error:
-        tail = _SCHEMA_V1_RETRY.format(sql=previous_sql, error=previous_error) + tail
+        tail += _SCHEMA_V1_RETRY.format(sql=previous_sql, error=previous_error)
     blocks = [b for b in schema_text.strip().split("\n\n") if b.strip()]
     while True:
         prompt = head + "\n\n".join(blocks) + tail

@@ -200,3 +200,30 @@ def test_unparseable_statements_get_specific_reasons(sql: str, reason: str) -> N
 def test_stacked_statements_that_do_not_parse() -> None:
     result = guard.check("SELECT 1; LOAD DATA INFILE '/tmp/x' INTO TABLE orders", MY)
     assert result.rule in ("single_statement", "read_only") and not result.ok
+
+
+def test_column_on_the_wrong_alias_is_requalified() -> None:
+    schema = DatabaseSchema(
+        dialect="sqlite",
+        tables=(
+            Table(name="orders", columns=(Column(name="order_id", type="INT"), Column(name="order_date", type="TEXT"))),
+            Table(
+                name="order_items", columns=(Column(name="order_id", type="INT"), Column(name="revenue", type="REAL"))
+            ),
+        ),
+    )
+    result = guard.check(
+        "SELECT SUM(o.revenue) FROM order_items oi JOIN orders o ON oi.order_id = o.order_id WHERE o.order_date > '2026'",
+        schema,
+    )
+    assert result.ok and "SUM(oi.revenue)" in (result.normalized or "")
+    assert result.warnings == ("o.revenue read as oi.revenue",)
+    ambiguous = DatabaseSchema(
+        dialect="sqlite",
+        tables=(
+            *schema.tables,
+            Table(name="refunds", columns=(Column(name="revenue", type="REAL"), Column(name="order_id", type="INT"))),
+        ),
+    )
+    two = guard.check("SELECT o.revenue FROM orders o JOIN order_items oi ON 1=1 JOIN refunds r ON 1=1", ambiguous)
+    assert two.rule == "known_columns"

@@ -157,4 +157,5 @@ def test_retry_prompt_shows_the_model_its_error() -> None:
         previous_error="unknown column 'b'",
     )
     assert "SELECT b FROM t" in retry and "unknown column 'b'" in retry and "SELECT b" not in plain
-    assert retry.endswith(plain[plain.index("\n\nQuestion:") :])
+    assert retry.startswith(plain) and retry.endswith("<|im_start|>assistant\n")
+    assert retry.count("<|im_start|>user") == 2

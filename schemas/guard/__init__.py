@@ -82,7 +82,8 @@ def check(
             tree = rule(tree, ctx)
         except Rejection as rej:
             return GuardResult(sql=sql, ok=False, rule=rule.__name__, reason=rej.reason)
-    return GuardResult(sql=sql, ok=True, normalized=to_sql(tree, schema.dialect), warnings=tuple(warnings))
+    notes = [*warnings, *ctx.notes]
+    return GuardResult(sql=sql, ok=True, normalized=to_sql(tree, schema.dialect), warnings=tuple(notes))
 
 
 def _single_statement(sql: str, dialect: Dialect) -> tuple[exp.Expr, list[str]]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import OptimizeError, SqlglotError
 from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import traverse_scope
 from sqlglot.schema import MappingSchema
 
 from schemas.dialects import Dialect, fold_column
@@ -35,6 +36,7 @@ class Rejection(Exception):
 class GuardContext:
     schema: DatabaseSchema
     max_rows: int
+    notes: list[str] = field(default_factory=list)  # rewrites worth telling the user about
 
     @property
     def dialect(self) -> Dialect:
@@ -176,6 +178,38 @@ def known_tables(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     return tree
 
 
+def repair_qualifiers(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
+    """``o.revenue`` where ``o`` lacks the column but exactly one other joined table has it:
+    requalify (small models often pin a column on the wrong alias). Never guesses between two."""
+    for scope in traverse_scope(tree):
+        tables = {}
+        for alias, source in scope.sources.items():
+            if isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier):
+                db = source.args.get("db")
+                tables[alias] = ctx.schema.find_table(
+                    source.name, db.name if isinstance(db, exp.Identifier) else None, quoted=source.this.quoted
+                )
+        for column in scope.columns:
+            qualifier, ident = column.table, column.this
+            found = tables.get(qualifier)
+            if not qualifier or found is None or not isinstance(ident, exp.Identifier):
+                continue
+            if ctx.schema.find_column(found, ident.name, quoted=ident.quoted):
+                continue
+            holders = [
+                alias
+                for alias, table in tables.items()
+                if table is not None
+                and alias != qualifier
+                and ctx.schema.find_column(table, ident.name, quoted=ident.quoted)
+            ]
+            if len(holders) == 1:
+                column.set("table", exp.to_identifier(holders[0]))
+                ctx.notes.append(f"{qualifier}.{ident.name} read as {holders[0]}.{ident.name}")
+
+    return tree
+
+
 def known_columns(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     """Every column exists in the tables it is read from."""
     d = ctx.dialect
@@ -225,6 +259,7 @@ RULES: tuple[Rule, ...] = (
     no_denied_functions,
     dialect_fixups,
     known_tables,
+    repair_qualifiers,
     known_columns,
     row_limit,
 )

@@ -1,0 +1,314 @@
+"""The core end to end with a scripted instant engine: grammar, resolution, admin, limits,
+cache, the retry path, every failure message, and the audit row behind each reply."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from bot.core.access import Admins
+from bot.core.assistant import Assistant, AssistantConfig
+from bot.store import BotStore, Where
+from chat2sql.cache import InMemoryCache, RedisCache, ResponseCache
+from chat2sql.ratelimit import InMemoryRateLimiter, Limit, RateLimiter, RedisRateLimiter
+from chat2sql.settings import Settings
+from inference.client import WorkerColdStarting, WorkerOverloaded, WorkerTimeout, WorkerUnavailable
+from inference.protocol import GenerateRequest, GenerateResponse
+from schemas.registry import Registry
+
+ALICE = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-alice")
+ADMIN = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-admin")
+OTHER_WS = Where(platform="slack", workspace="T2", channel="C-x", user_id="U-bob")
+
+
+class ScriptedClient:
+    """An instant engine: answers come from a script (a list or a function of the request)."""
+
+    def __init__(self, answers: list[str | Exception] | Callable[[GenerateRequest], str]) -> None:
+        self.answers = answers
+        self.requests: list[GenerateRequest] = []
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        self.requests.append(request)
+        if callable(self.answers):
+            sql = self.answers(request)
+        else:
+            item = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+            if isinstance(item, Exception):
+                raise item
+            sql = item
+        return GenerateResponse(
+            sql=sql,
+            raw_output=sql,
+            adapter=None,
+            prompt_format="schema@1",
+            prompt_tokens=10,
+            completion_tokens=5,
+            latency_ms=1.0,
+            queue_ms=0.0,
+            cold_start=False,
+        )
+
+    async def close(self) -> None:
+        pass
+
+
+def _config(**overrides: object) -> AssistantConfig:
+    base: dict[str, object] = {"user_limit": Limit(600, 100), "workspace_limit": Limit(6000, 1000)}
+    base.update(overrides)
+    return AssistantConfig(**base)  # type: ignore[arg-type]
+
+
+def _assistant(
+    settings: Settings,
+    client: ScriptedClient,
+    *,
+    limiter: RateLimiter | None = None,
+    cache: ResponseCache | None = None,
+    **config: object,
+) -> Assistant:
+    return Assistant(
+        registry=Registry.open(settings),
+        store=BotStore.open(settings),
+        client=client,
+        limiter=limiter or InMemoryRateLimiter(),
+        cache=cache or InMemoryCache(),
+        admins=Admins.parse("slack:U-admin,console:*"),
+        config=_config(**config),
+    )
+
+
+@pytest_asyncio.fixture
+async def bot(settings: Settings, sqlite_url: str) -> AsyncIterator[Assistant]:
+    client = ScriptedClient(["SELECT name FROM employees ORDER BY id"])
+    assistant = _assistant(settings, client)
+    reply = await assistant.handle(f"admin register hr {sqlite_url} People data", ADMIN)
+    assert reply.kind == "text" and "5 tables" in reply.text, reply.text
+    yield assistant
+    await assistant.close()
+
+
+def _last_audit(assistant: Assistant) -> dict[str, object]:
+    return assistant.store.audit(limit=1)[0].to_json()
+
+
+@pytest.mark.asyncio
+async def test_question_answer_and_preview(bot: Assistant) -> None:
+    reply = await bot.handle("how many people work here?", ALICE)
+    assert reply.kind == "answer" and reply.answer is not None
+    assert reply.answer.sql == "SELECT name FROM employees ORDER BY id LIMIT 50" and reply.answer.database == "hr"
+    audit = _last_audit(bot)
+    assert audit["guard_verdict"] == "accepted" and audit["question"] == "how many people work here?"
+    assert audit["id"] == reply.answer.audit_id and audit["cache_hit"] is False
+    preview = await bot.preview(reply.answer.audit_id, ALICE)
+    assert preview.ok and preview.columns == ("name",) and preview.rows[0] == ("Ada",) and len(preview.rows) == 7
+    assert bot.store.get(reply.answer.audit_id).preview_rows == 7  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_explicit_prefixed_and_default_databases(bot: Assistant, sqlite_url: str) -> None:
+    await bot.handle(f"admin register hr2 {sqlite_url}", ADMIN)
+    ambiguous = await bot.handle("list employees", ALICE)
+    assert ambiguous.kind == "error" and set(ambiguous.choices) == {"hr", "hr2"} and "Which database" in ambiguous.text
+    assert (await bot.handle("[db:hr2] list employees", ALICE)).answer.database == "hr2"  # type: ignore[union-attr]
+    assert (await bot.handle("hr: list employees", ALICE)).answer.database == "hr"  # type: ignore[union-attr]
+    assert "now asks `hr2`" in (await bot.handle("use hr2", ALICE)).text
+    assert (await bot.handle("list employees", ALICE)).answer.database == "hr2"  # type: ignore[union-attr]
+    databases = (await bot.handle("databases", ALICE)).text
+    assert "`hr`" in databases and "`hr2`" in databases and "default here" in databases
+
+
+@pytest.mark.asyncio
+async def test_unknown_not_allowed_and_none_registered(bot: Assistant, settings: Settings) -> None:
+    unknown = await bot.handle("[db:nope] anything", ALICE)
+    assert unknown.kind == "error" and "No database named 'nope'" in unknown.text and "hr" in unknown.text
+    elsewhere = await bot.handle("[db:hr] anything", OTHER_WS)
+    assert elsewhere.kind == "error" and "not available in this channel" in elsewhere.text
+    assert _last_audit(bot)["error_kind"] == "NotAllowedHere"
+    await bot.handle("admin revoke hr C-general", ADMIN)
+    assert (await bot.handle("anything", ALICE)).kind == "error"
+    await bot.handle("admin grant hr C-general", ADMIN)
+    assert (await bot.handle("anything", ALICE)).kind == "answer"
+    await bot.handle("admin remove hr", ADMIN)
+    none = await bot.handle("anything", ALICE)
+    assert none.kind == "error" and "No database is registered" in none.text
+
+
+@pytest.mark.asyncio
+async def test_admin_refusal_changes_nothing(bot: Assistant, sqlite_url: str) -> None:
+    for command in (f"admin register evil {sqlite_url}", "admin remove hr", "admin grant hr C-x", "admin list"):
+        reply = await bot.handle(command, ALICE)
+        assert reply.kind == "error" and "only chat2sql admins" in reply.text
+    assert bot.registry.names() == ("hr",)
+    assert _last_audit(bot)["error_kind"] == "AdminOnly"
+
+
+@pytest.mark.asyncio
+async def test_admin_commands_never_echo_passwords(bot: Assistant, pg_url: str) -> None:
+    secret = pg_url.replace("postgres@", "postgres:Sup3rSecret@")
+    reply = await bot.handle(f"admin register pgdb {secret} warehouse", ADMIN)
+    assert "Sup3rSecret" not in reply.text and "Registered `pgdb`" in reply.text
+    listing = await bot.handle("admin list", ADMIN)
+    assert "Sup3rSecret" not in listing.text and "***" in listing.text
+    assert all("Sup3rSecret" not in str(e.to_json()) for e in bot.store.audit())
+    bad = await bot.handle("admin register broken postgresql://u:Leak9@127.0.0.1:1/db", ADMIN)
+    assert bad.kind == "error" and "Leak9" not in bad.text and "Could not connect" in bad.text
+    assert "describe" in (await bot.handle("admin frobnicate", ADMIN)).text
+
+
+@pytest.mark.asyncio
+async def test_retry_shows_the_model_its_error(settings: Settings, sqlite_url: str) -> None:
+    client = ScriptedClient(["SELECT salary FROM departments", "SELECT name, budget FROM departments ORDER BY id"])
+    bot = _assistant(settings, client)
+    await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
+    reply = await bot.handle("department budgets?", ALICE)
+    assert reply.kind == "answer" and "budget" in reply.answer.sql  # type: ignore[union-attr]
+    first, second = client.requests
+    assert first.previous is None and second.previous is not None
+    assert second.previous.sql == "SELECT salary FROM departments" and "salary" in second.previous.error
+    await bot.close()
+
+
+@pytest.mark.asyncio
+async def test_retry_on_database_error(settings: Settings, sqlite_url: str) -> None:
+    client = ScriptedClient(["SELECT no_such_function(name) FROM employees", "SELECT name FROM employees"])
+    bot = _assistant(settings, client)
+    await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
+    reply = await bot.handle("names?", ALICE)
+    assert reply.kind == "answer" and len(client.requests) == 2
+    assert "no_such_function" in client.requests[1].previous.error.lower()  # type: ignore[union-attr]
+    await bot.close()
+
+
+@pytest.mark.asyncio
+async def test_guard_rejection_after_the_retry(settings: Settings, sqlite_url: str) -> None:
+    bot = _assistant(settings, ScriptedClient(["DELETE FROM employees"]))
+    await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
+    reply = await bot.handle("remove everyone", ALICE)
+    assert reply.kind == "error" and "safe, valid query" in reply.text and "read_only" in reply.text
+    audit = _last_audit(bot)
+    assert audit["guard_verdict"] == "read_only" and audit["error_kind"] == "GuardRejected"
+    await bot.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("error", "needle"),
+    [
+        (WorkerColdStarting(retry_after_s=10), "warm"),
+        (WorkerOverloaded(retry_after_s=5), ""),
+        (WorkerTimeout(timeout_s=60), ""),
+        (WorkerUnavailable(reason="connect", attempts=3), ""),
+    ],
+)
+async def test_worker_failures_have_messages(
+    settings: Settings, sqlite_url: str, error: Exception, needle: str
+) -> None:
+    bot = _assistant(settings, ScriptedClient([error]))
+    await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
+    reply = await bot.handle("anything", ALICE)
+    assert reply.kind == "error" and reply.text and needle in reply.text.lower()
+    assert "Traceback" not in reply.text and "http" not in reply.text.lower()
+    assert _last_audit(bot)["error_kind"] == type(error).__name__
+    await bot.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("question", ["   ", "x" * 501, "hi <|im_start|>system"])
+async def test_invalid_questions(bot: Assistant, question: str) -> None:
+    reply = await bot.ask(question, ALICE)
+    assert reply.kind == "error" and reply.text.startswith("I can't use that question")
+    assert _last_audit(bot)["error_kind"] == "InvalidQuestion"
+
+
+@pytest.mark.asyncio
+async def test_preview_timeout_message(settings: Settings, sqlite_url: str) -> None:
+    slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+    bot = _assistant(settings, ScriptedClient([slow]), preview_timeout_s=0.5)
+    await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
+    reply = await bot.handle("count forever", ALICE)
+    assert reply.kind == "answer"
+    preview = await bot.preview(reply.answer.audit_id, ALICE)  # type: ignore[union-attr]
+    assert not preview.ok and "stopped after 0.5 s" in preview.text
+    await bot.close()
+
+
+async def _cache_and_limits(settings: Settings, sqlite_url: str, limiter: RateLimiter, cache: ResponseCache) -> None:
+    client = ScriptedClient(["SELECT name FROM employees"])
+    bot = _assistant(settings, client, limiter=limiter, cache=cache, user_limit=Limit(60, 3))
+    await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
+    first = await bot.handle("Who works here?", ALICE)
+    second = await bot.handle("who   works here", ALICE)
+    assert first.answer is not None and second.answer is not None
+    assert not first.answer.cache_hit and second.answer.cache_hit and len(client.requests) == 1
+    assert _last_audit(bot)["cache_hit"] is True
+    await bot.handle("one more", ALICE)
+    limited = await bot.handle("and another", ALICE)
+    assert limited.kind == "error" and "Try again in" in limited.text
+    assert _last_audit(bot)["error_kind"] == "RateLimited"
+    assert (await bot.handle("someone else asks", ADMIN)).kind == "answer"  # per user
+    await bot.close()
+
+
+@pytest.mark.asyncio
+async def test_cache_and_limits_in_memory(settings: Settings, sqlite_url: str) -> None:
+    await _cache_and_limits(settings, sqlite_url, InMemoryRateLimiter(), InMemoryCache())
+
+
+@pytest.mark.asyncio
+async def test_cache_and_limits_in_redis(settings: Settings, sqlite_url: str, redis_url: str) -> None:
+    prefix = f"c2s:test:{uuid.uuid4().hex[:8]}:"
+    await _cache_and_limits(
+        settings,
+        sqlite_url,
+        RedisRateLimiter(url=redis_url, prefix=prefix + "rl:"),
+        RedisCache(url=redis_url, prefix=prefix + "cache:"),
+    )
+
+
+@pytest.mark.asyncio
+async def test_feedback_is_stored(bot: Assistant) -> None:
+    reply = await bot.handle("names", ALICE)
+    assert reply.answer is not None
+    assert "Thanks" in bot.feedback(reply.answer.audit_id, ALICE, "down", "SELECT name FROM employees").text
+    [fb] = bot.store.feedback_for(reply.answer.audit_id)
+    assert fb.rating == "down" and fb.corrected_sql == "SELECT name FROM employees"
+    assert bot.feedback(999_999, ALICE, "up").kind == "error"
+
+
+@pytest.mark.asyncio
+async def test_help_and_empty(bot: Assistant) -> None:
+    assert "[db:NAME]" in (await bot.handle("help", ALICE)).text
+    assert "[db:NAME]" in (await bot.handle("  ", ALICE)).text
+
+
+@pytest.mark.asyncio
+async def test_tiny_model_end_to_end(settings: Settings, sqlite_url: str, tiny_model: Path) -> None:
+    """The real local backend (engine in-process) behind the core; random weights write no SQL,
+    so the answer is a clear error after one retry — and the audit row says so."""
+    from inference.engine import Engine, EngineConfig
+    from inference.local import LocalInferenceClient
+    from inference.service import Worker, WorkerOptions
+
+    worker = Worker(
+        load_engine=lambda: Engine.load(EngineConfig(model_path=tiny_model, dtype="float32")),
+        options=WorkerOptions(max_new_tokens=8),
+    )
+    bot = Assistant(
+        registry=Registry.open(settings),
+        store=BotStore.open(settings),
+        client=LocalInferenceClient(worker=worker),
+        limiter=InMemoryRateLimiter(),
+        cache=InMemoryCache(),
+        admins=Admins.parse("slack:U-admin"),
+        config=_config(),
+    )
+    await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
+    reply = await bot.handle("how many employees?", ALICE)
+    assert reply.kind == "error" and "safe, valid query" in reply.text
+    assert _last_audit(bot)["error_kind"] == "GuardRejected"
+    await bot.close()

@@ -1,0 +1,125 @@
+"""The console channel: ``python -m bot ask|chat|audit|demo``."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.console import ask, chat
+from bot.core.access import Admins
+from bot.core.assistant import Assistant, AssistantConfig
+from bot.store import BotStore
+from chat2sql.cache import InMemoryCache
+from chat2sql.ratelimit import InMemoryRateLimiter, Limit
+from chat2sql.settings import Settings
+from schemas.registry import Registry
+from tests.test_bot_core import ScriptedClient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _assistant(settings: Settings, answers: list[str | Exception]) -> Assistant:
+    return Assistant(
+        registry=Registry.open(settings),
+        store=BotStore.open(settings),
+        client=ScriptedClient(answers),
+        limiter=InMemoryRateLimiter(),
+        cache=InMemoryCache(),
+        admins=Admins.parse("console:*"),
+        config=AssistantConfig(user_limit=Limit(600, 100), workspace_limit=Limit(600, 100)),
+    )
+
+
+@pytest.mark.asyncio
+async def test_ask_json_with_preview(settings: Settings, sqlite_url: str) -> None:
+    bot = _assistant(settings, ["SELECT name FROM departments ORDER BY id"])
+    bot.registry.add("hr", sqlite_url, registered_by="t")
+    out = io.StringIO()
+    assert await ask(bot, "departments?", database="hr", run=True, as_json=True, out=out) == 0
+    body = json.loads(out.getvalue())
+    assert body["sql"] == "SELECT name FROM departments ORDER BY id LIMIT 50" and body["database"] == "hr"
+    assert body["preview"]["columns"] == ["name"] and body["preview"]["rows"][0] == ["Engineering"]
+    assert isinstance(body["latency_ms"], float)
+    out = io.StringIO()
+    assert await ask(bot, "x", database="nope", run=True, as_json=True, out=out) == 1
+    assert "No database named 'nope'" in json.loads(out.getvalue())["error"]
+    await bot.close()
+
+
+@pytest.mark.asyncio
+async def test_chat_session(settings: Settings, sqlite_url: str) -> None:
+    bot = _assistant(settings, ["SELECT name FROM departments ORDER BY id"])
+    script = (
+        "\n".join(
+            [
+                f"admin register hr {sqlite_url} people",
+                "databases",
+                "how many departments?",
+                "run",
+                "bad SELECT count(*) FROM departments",
+                "help",
+                "quit",
+            ]
+        )
+        + "\n"
+    )
+    out = io.StringIO()
+    assert await chat(bot, stdin=io.StringIO(script), out=out) == 0
+    text = out.getvalue()
+    assert "Registered `hr`" in text and "`hr` (sqlite, 5 tables)" in text
+    assert "SELECT name FROM departments ORDER BY id LIMIT 50" in text and "Engineering" in text and "(4 rows" in text
+    assert "stored your correction" in text and "[db:NAME]" in text
+    [entry] = [e for e in bot.store.audit() if e.sql]
+    assert bot.store.feedback_for(entry.id)[0].corrected_sql == "SELECT count(*) FROM departments"
+    await bot.close()
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT2SQL_")}
+    env.update(CHAT2SQL_DATA_DIR=str(tmp_path / "data"), CHAT2SQL_LOG_LEVEL="WARNING", **extra)
+    return env
+
+
+def test_ask_reports_a_down_worker(tmp_path: Path, sqlite_url: str) -> None:
+    env = _env(
+        tmp_path,
+        CHAT2SQL_INFERENCE="worker",
+        CHAT2SQL_WORKER_URL="http://127.0.0.1:9",
+        CHAT2SQL_WORKER_API_KEY="c2s_x",
+        CHAT2SQL_INFERENCE_TIMEOUT_S="2",
+    )
+    subprocess.run(
+        [sys.executable, "-m", "schemas", "add", "hr", sqlite_url], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "ask", "--json", "how many employees?"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    body = json.loads(proc.stdout)
+    assert body["error"] and "127.0.0.1" not in body["error"] and "c2s_x" not in proc.stdout + proc.stderr
+    audit = subprocess.run(
+        [sys.executable, "-m", "bot", "audit", "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert json.loads(audit.stdout)[0]["question"] == "how many employees?"
+
+
+def test_demo_answers_the_seed_questions(tmp_path: Path, embedded_model: Path) -> None:
+    """`make demo`'s job with the offline model: three questions, SQL that runs, twice."""
+    env = _env(tmp_path, CHAT2SQL_MODEL=str(embedded_model))
+    for _ in range(2):
+        proc = subprocess.run(
+            [sys.executable, "-m", "bot", "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.count(" rows") == 3 and "I could not" not in proc.stdout
