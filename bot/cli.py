@@ -84,6 +84,8 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     try:
         built = ensure_samples(assistant.registry, settings.data_dir, today=date.today())
         print(f"sample databases ready ({', '.join(built) if built else 'already registered'})")
+        if settings.inference == "local":
+            print("the first answer also loads the offline model (its first run converts it once, about a minute)")
         status = 0
         for database, question in DEMO_QUESTIONS:
             print(f"\n[db:{database}] {question}")
