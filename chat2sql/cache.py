@@ -29,15 +29,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
-from urllib.parse import urlsplit
 
-import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from chat2sql.errors import Chat2SQLError
 from chat2sql.redact import redact
+from chat2sql.redisconn import connect, password_of
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +43,6 @@ DEFAULT_PREFIX = "chat2sql:cache:"
 MS_PER_S = 1000
 # A cache lookup sits in front of every question: a dead server must cost little time.
 CONNECT_TIMEOUT_S = 1.0
-SOCKET_TIMEOUT_S = 1.0
-RETRIES = 1
-MAX_CONNECTIONS = 50
-POOL_TIMEOUT_S = 1.0
 # Chat clients add these after a question; they never change what is asked.
 _TRAILING_PUNCTUATION = "?!.？！。"
 
@@ -161,21 +154,12 @@ class RedisCache:
 
     def __init__(self, *, url: str, prefix: str = DEFAULT_PREFIX) -> None:
         self._prefix = prefix
-        self._password = _password_of(url)
+        self._password = password_of(url)
         self._failing = False
         try:
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
-                url,
-                max_connections=MAX_CONNECTIONS,
-                timeout=POOL_TIMEOUT_S,
-                decode_responses=True,
-                socket_connect_timeout=CONNECT_TIMEOUT_S,
-                socket_timeout=SOCKET_TIMEOUT_S,
-                retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), RETRIES),
-            )
+            self._client = connect(url, timeout_s=CONNECT_TIMEOUT_S)
         except ValueError:
             raise CacheUnavailable("the configured Redis URL is not valid") from None
-        self._client = redis.asyncio.Redis.from_pool(pool)
 
     async def get(self, key: str) -> str | None:
         try:
@@ -228,10 +212,3 @@ class RedisCache:
 def _check_ttl(ttl_s: float) -> None:
     if not (ttl_s > 0 and math.isfinite(ttl_s)):
         raise ValueError(f"ttl_s must be a positive number of seconds, not {ttl_s}")
-
-
-def _password_of(url: str) -> str:
-    try:
-        return urlsplit(url).password or ""
-    except ValueError:
-        return ""

@@ -20,25 +20,18 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit
 
-import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from chat2sql.errors import Chat2SQLError
 from chat2sql.redact import redact
+from chat2sql.redisconn import connect, password_of
 
 SECONDS_PER_MINUTE = 60
 MAX_BUCKETS = 100_000
 DEFAULT_PREFIX = "chat2sql:rl:"
 # A rate-limit check sits in front of every request: it must fail fast, not stall it.
 CONNECT_TIMEOUT_S = 2.0
-SOCKET_TIMEOUT_S = 2.0
-RETRIES = 1
-MAX_CONNECTIONS = 50
-POOL_TIMEOUT_S = 2.0
 # Bucket hashes outlive the moment they are full again by this much (then absent == full).
 TTL_SLACK_MS = 1000
 
@@ -220,21 +213,11 @@ class RedisRateLimiter:
     def __init__(self, *, url: str, prefix: str = DEFAULT_PREFIX, clock: Callable[[], float] | None = None) -> None:
         self._prefix = prefix
         self._clock = clock
-        self._password = _password_of(url)
+        self._password = password_of(url)
         try:
-            # A blocking pool: a burst of requests waits briefly for a connection, not an error.
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
-                url,
-                max_connections=MAX_CONNECTIONS,
-                timeout=POOL_TIMEOUT_S,
-                decode_responses=True,
-                socket_connect_timeout=CONNECT_TIMEOUT_S,
-                socket_timeout=SOCKET_TIMEOUT_S,
-                retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), RETRIES),
-            )
+            self._client = connect(url, timeout_s=CONNECT_TIMEOUT_S)
         except ValueError:
             raise RateLimiterUnavailable("the configured Redis URL is not valid") from None
-        self._client = redis.asyncio.Redis.from_pool(pool)
         self._script = self._client.register_script(_TAKE_SCRIPT)
 
     async def acquire(self, key: str, limit: Limit, cost: int = 1) -> Decision:
@@ -257,10 +240,3 @@ class RedisRateLimiter:
         text = redact(str(exc), self._password).strip()
         line = text.splitlines()[0] if text else ""
         return f"{type(exc).__name__}: {line}"[:300]
-
-
-def _password_of(url: str) -> str:
-    try:
-        return urlsplit(url).password or ""
-    except ValueError:
-        return ""
