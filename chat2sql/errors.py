@@ -126,6 +126,10 @@ class RateLimited(BotError):
         self.scope = scope
 
 
+class NothingAllowedHere(BotError):
+    pass
+
+
 class AdminOnly(BotError):
     pass
 

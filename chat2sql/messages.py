@@ -56,6 +56,11 @@ def user_message(err: BaseException) -> str:
                 f"The database '{name}' is not available in this channel. "
                 f"An admin can allow it with `admin grant {name} CHANNEL`."
             )
+        case errors.NothingAllowedHere():
+            return (
+                "No database is available in this channel yet. "
+                "An admin can allow one here with `admin grant NAME CHANNEL`."
+            )
         case errors.RateLimited(retry_after_s=retry, scope=scope):
             who = "this workspace is" if scope == "workspace" else "you are"
             return f"Easy there: {who} asking faster than the limit. Try again in {max(1, round(retry))} s."

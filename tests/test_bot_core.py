@@ -312,3 +312,11 @@ async def test_tiny_model_end_to_end(settings: Settings, sqlite_url: str, tiny_m
     assert reply.kind == "error" and "safe, valid query" in reply.text
     assert _last_audit(bot)["error_kind"] == "GuardRejected"
     await bot.close()
+
+
+@pytest.mark.asyncio
+async def test_nothing_allowed_in_another_workspace(bot: Assistant, sqlite_url: str) -> None:
+    await bot.handle(f"admin register hr2 {sqlite_url}", ADMIN)
+    reply = await bot.handle("anything", OTHER_WS)
+    assert reply.kind == "error" and "No database is available in this channel" in reply.text
+    assert _last_audit(bot)["error_kind"] == "NothingAllowedHere"

@@ -340,7 +340,7 @@ class Assistant:
         if len(allowed) == 1:
             return self.registry.get(allowed[0])
         if not allowed:
-            raise errors.NotAllowedHere(names[0]) if len(names) == 1 else errors.NeedDatabase(())
+            raise errors.NotAllowedHere(names[0]) if len(names) == 1 else errors.NothingAllowedHere()
         raise errors.NeedDatabase(allowed)
 
     def _allowed_entry(self, name: str, where: Where) -> RegisteredDatabase:
