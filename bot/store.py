@@ -44,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from chat2sql.errors import Chat2SQLError
+from chat2sql.errors import UserFacingError
 from chat2sql.redact import redact
 from chat2sql.settings import Settings
 from schemas.registry import Base, upgrade, validate_name
@@ -136,12 +136,8 @@ class ChannelDefaultRow(Base):
 # --- errors -------------------------------------------------------------------------------
 
 
-class BotStoreError(Chat2SQLError):
+class BotStoreError(UserFacingError):
     """A bot-state operation was refused; ``message`` is the sentence a person sees."""
-
-    @property
-    def message(self) -> str:
-        raise NotImplementedError
 
 
 class UnknownAuditEntry(BotStoreError):

@@ -32,7 +32,7 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
-from chat2sql.errors import Chat2SQLError
+from chat2sql.errors import UserFacingError
 from chat2sql.redact import redact
 from chat2sql.redisconn import connect, password_of
 
@@ -47,7 +47,7 @@ CONNECT_TIMEOUT_S = 1.0
 _TRAILING_PUNCTUATION = "?!.？！。"
 
 
-class CacheUnavailable(Chat2SQLError):
+class CacheUnavailable(UserFacingError):
     """The shared cache cannot be used; ``detail`` is redacted (no URL, no password)."""
 
     def __init__(self, detail: str) -> None:

@@ -11,6 +11,15 @@ class Chat2SQLError(Exception):
     """Root of every error chat2sql raises on purpose."""
 
 
+class UserFacingError(Chat2SQLError):
+    """An error that carries its own safe sentence in ``message`` (no secrets, no driver text);
+    ``messages.user_message`` shows it as it is."""
+
+    @property
+    def message(self) -> str:
+        raise NotImplementedError
+
+
 class RegistryError(Chat2SQLError):
     """A registry operation was refused."""
 

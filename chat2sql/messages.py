@@ -68,9 +68,8 @@ def user_message(err: BaseException) -> str:
             return "Sorry, only chat2sql admins can do that. Nothing was changed."
         case errors.UnknownCommand(usage=usage):
             return f"I didn't understand that. Usage: {usage}"
-        case errors.Chat2SQLError() if isinstance(getattr(type(err), "message", None), property):
-            # Errors of the worker and its clients carry their own safe sentence.
-            return str(err.message)  # type: ignore[attr-defined]
+        case errors.UserFacingError():
+            return err.message
         case _:
             return "Something went wrong on our side; the error has been logged."
 

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
-from chat2sql.errors import Chat2SQLError
+from chat2sql.errors import UserFacingError
 from chat2sql.redact import redact
 from chat2sql.redisconn import connect, password_of
 
@@ -68,7 +68,7 @@ class Decision:
     retry_after_s: float
 
 
-class RateLimiterUnavailable(Chat2SQLError):
+class RateLimiterUnavailable(UserFacingError):
     """The shared limiter could not be asked; ``detail`` is redacted (no password)."""
 
     def __init__(self, detail: str) -> None:

@@ -35,7 +35,7 @@ from typing import Any, Literal, Protocol, TypeVar, assert_never
 import httpx
 from pydantic import BaseModel, Field, ValidationError
 
-from chat2sql.errors import Chat2SQLError
+from chat2sql.errors import UserFacingError
 from inference.cleanup import extract_sql
 from inference.prompts import DEFAULT_FORMAT, build_prompt, get_format
 from inference.protocol import ErrorResponse, GenerateRequest, GenerateResponse
@@ -58,7 +58,7 @@ _M = TypeVar("_M", bound=BaseModel)
 # --- errors -----------------------------------------------------------------------------
 
 
-class WorkerError(Chat2SQLError):
+class WorkerError(UserFacingError):
     """Root of the client's errors; ``message`` is what a chat user may be shown."""
 
     @property

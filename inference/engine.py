@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from chat2sql.errors import Chat2SQLError
+from chat2sql.errors import UserFacingError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ Quantization = Literal["auto", "none", "nf4"]
 DType = Literal["auto", "bfloat16", "float16", "float32"]
 
 
-class EngineError(Chat2SQLError):
+class EngineError(UserFacingError):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail

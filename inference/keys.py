@@ -26,7 +26,7 @@ from sqlalchemy import DateTime, Engine, String, create_engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from chat2sql.errors import Chat2SQLError
+from chat2sql.errors import UserFacingError
 from chat2sql.messages import NAME_RULES
 from chat2sql.ratelimit import TIERS
 from chat2sql.redact import redact
@@ -57,12 +57,8 @@ class ApiKeyRow(Base):
 # --- errors -------------------------------------------------------------------------------
 
 
-class KeyStoreError(Chat2SQLError):
+class KeyStoreError(UserFacingError):
     """A key operation was refused; ``message`` is the sentence a person sees."""
-
-    @property
-    def message(self) -> str:
-        raise NotImplementedError
 
 
 class InvalidKeyName(KeyStoreError):

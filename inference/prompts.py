@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chat2sql.errors import Chat2SQLError
+from chat2sql.errors import UserFacingError
 
 TokenCounter = Callable[[str], int]
 
@@ -70,7 +70,7 @@ _SCHEMA_V1_TAIL = (
 _DIALECT_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL", "mysql": "MySQL"}
 
 
-class UnknownPromptFormat(Chat2SQLError):
+class UnknownPromptFormat(UserFacingError):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.name = name
@@ -80,7 +80,7 @@ class UnknownPromptFormat(Chat2SQLError):
         return f"Unknown prompt format '{self.name}'; known: {', '.join(sorted(FORMATS))}."
 
 
-class PromptTooLong(Chat2SQLError):
+class PromptTooLong(UserFacingError):
     @property
     def message(self) -> str:
         return "The question is too long for the model's input; please shorten it."

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from chat2sql.errors import Chat2SQLError
+from chat2sql.errors import UserFacingError
 from inference.batching import Batcher
 from inference.cleanup import extract_sql
 from inference.engine import Engine
@@ -24,19 +24,19 @@ from inference.protocol import GenerateRequest, GenerateResponse
 log = logging.getLogger(__name__)
 
 
-class ModelLoading(Chat2SQLError):
+class ModelLoading(UserFacingError):
     @property
     def message(self) -> str:
         return "The model is still loading; retry in a few seconds."
 
 
-class ModelFailed(Chat2SQLError):
+class ModelFailed(UserFacingError):
     @property
     def message(self) -> str:
         return "The model failed to load; the worker needs attention."
 
 
-class UnknownAdapter(Chat2SQLError):
+class UnknownAdapter(UserFacingError):
     def __init__(self, name: str, known: tuple[str, ...]) -> None:
         super().__init__(name)
         self.name, self.known = name, known

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from chat2sql.errors import Chat2SQLError
+from chat2sql.errors import UserFacingError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ _EMBEDDED_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4
 _CHUNK = 8 * 1024 * 1024
 
 
-class SourceError(Chat2SQLError):
+class SourceError(UserFacingError):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
