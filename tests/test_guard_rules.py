@@ -227,3 +227,21 @@ def test_column_on_the_wrong_alias_is_requalified() -> None:
     )
     two = guard.check("SELECT o.revenue FROM orders o JOIN order_items oi ON 1=1 JOIN refunds r ON 1=1", ambiguous)
     assert two.rule == "known_columns"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH pg_settings AS (SELECT * FROM pg_settings) SELECT * FROM pg_settings",
+        "SELECT * FROM pg_roles, (WITH pg_roles AS (SELECT 1 AS a) SELECT a FROM pg_roles) t",
+        "WITH orders AS (SELECT * FROM pg_stat_activity) SELECT * FROM orders",
+    ],
+)
+def test_cte_names_never_hide_real_tables(sql: str) -> None:
+    assert guard.check(sql, PG).rule == "known_tables"
+
+
+def test_ctes_in_scope_still_work() -> None:
+    assert guard.check("WITH x AS (SELECT id FROM orders), y AS (SELECT id FROM x) SELECT id FROM y", PG).ok
+    assert guard.check("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 3) SELECT n FROM c", PG).ok
+    assert guard.check("SELECT * FROM (WITH x AS (SELECT id FROM orders) SELECT id FROM x) t", PG).ok

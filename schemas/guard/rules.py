@@ -160,22 +160,36 @@ def dialect_fixups(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
 
 
 def known_tables(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
-    """Every table exists in the registered schema (CTE names are fine)."""
-    d = ctx.dialect
-    ctes = {fold_column(d, cte.alias, quoted=True) for cte in tree.find_all(exp.CTE)}
+    """Every table exists in the registered schema.
+
+    A name counts as a CTE only where that CTE is in scope: a CTE named like a catalogue
+    table must not hide the real table inside its own body or outside the subquery that
+    defines it (``WITH pg_settings AS (SELECT * FROM pg_settings) …``)."""
+    checked: set[int] = set()
+    for scope in traverse_scope(tree):
+        for table in scope.tables:
+            checked.add(id(table))
+            source = scope.sources.get(table.alias_or_name)
+            is_cte = table.args.get("db") is None and source is not None and not isinstance(source, exp.Table)
+            if not is_cte:
+                _check_table(table, ctx)
     for table in tree.find_all(exp.Table):
-        ident = table.this
-        if not isinstance(ident, exp.Identifier):
-            continue  # a table function such as generate_series(...)
-        if table.args.get("catalog"):
-            raise Rejection(f"cross-database references such as '{table.sql(d)}' are not allowed")
-        namespace = table.args.get("db")
-        if namespace is None and fold_column(d, ident.name, quoted=ident.quoted) in ctes:
-            continue
-        ns_name = namespace.name if isinstance(namespace, exp.Identifier) else None
-        if ctx.schema.find_table(ident.name, ns_name, quoted=ident.quoted) is None:
-            raise Rejection(f"unknown table '{table.sql(d)}'{_suggest(ident.name, ctx)}")
+        if id(table) not in checked:  # anywhere scope analysis does not reach: no CTE exemption
+            _check_table(table, ctx)
     return tree
+
+
+def _check_table(table: exp.Table, ctx: GuardContext) -> None:
+    d = ctx.dialect
+    ident = table.this
+    if not isinstance(ident, exp.Identifier):
+        return  # a table function such as generate_series(...)
+    if table.args.get("catalog"):
+        raise Rejection(f"cross-database references such as '{table.sql(d)}' are not allowed")
+    namespace = table.args.get("db")
+    ns_name = namespace.name if isinstance(namespace, exp.Identifier) else None
+    if ctx.schema.find_table(ident.name, ns_name, quoted=ident.quoted) is None:
+        raise Rejection(f"unknown table '{table.sql(d)}'{_suggest(ident.name, ctx)}")
 
 
 def repair_qualifiers(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
@@ -205,7 +219,9 @@ def repair_qualifiers(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
             ]
             if len(holders) == 1:
                 column.set("table", exp.to_identifier(holders[0]))
-                ctx.notes.append(f"{qualifier}.{ident.name} read as {holders[0]}.{ident.name}")
+                note = f"{qualifier}.{ident.name} read as {holders[0]}.{ident.name}"
+                if note not in ctx.notes:
+                    ctx.notes.append(note)
 
     return tree
 
