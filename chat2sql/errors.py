@@ -94,6 +94,10 @@ class PreviewTimeout(PreviewError):
         self.timeout_s = timeout_s
 
 
+class DatabaseUnreachable(PreviewError):
+    """The registered database could not be reached (the details stay in the log)."""
+
+
 class PreviewFailed(PreviewError):
     """The database refused or failed the query; ``detail`` is redacted."""
 

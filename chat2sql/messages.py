@@ -40,6 +40,8 @@ def user_message(err: BaseException) -> str:
             return f"I could not produce a safe, valid query for that ({rule}: {reason}). Try rephrasing the question."
         case errors.PreviewTimeout(timeout_s=timeout_s):
             return f"The preview was stopped after {timeout_s:g} s; try a narrower question."
+        case errors.DatabaseUnreachable():
+            return "The database could not be reached right now; please try again in a moment."
         case errors.PreviewFailed(detail=detail):
             return f"The database could not run the query: {detail}"
         case errors.InvalidQuestion(reason=reason):
@@ -118,7 +120,3 @@ def no_databases_here() -> str:
 
 def feedback_thanks(rating: str) -> str:
     return "Thanks for the feedback!" if rating == "up" else "Thanks — I stored your correction for review."
-
-
-def cold_start_note() -> str:
-    return "The model is warming up; your answer will follow shortly."

@@ -2,7 +2,7 @@
 
 A batch closes when it holds ``max_batch_size`` requests or ``max_wait_s`` has passed
 since its first request. Requests that need different ``max_new_tokens`` go to separate
-calls; different adapters share a call when the engine mixes adapters in one batch.
+calls; different adapters share a call (the engine mixes adapters in one batch).
 Greedy decoding with left padding and an attention mask makes each answer independent
 of what else was in its batch (tests compare batched and unbatched output).
 """
@@ -49,12 +49,10 @@ class Batcher:
         engine: Generator,
         max_batch_size: int = 8,
         max_wait_s: float = 0.015,
-        mixed_adapters: bool = True,
     ) -> None:
         self._engine = engine
         self._max_batch_size = max_batch_size
         self._max_wait_s = max_wait_s
-        self._mixed_adapters = mixed_adapters
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.batches_run = 0
@@ -98,10 +96,10 @@ class Batcher:
         return [p for p in batch if not p.future.cancelled()]
 
     def _groups(self, batch: list[_Pending]) -> list[list[_Pending]]:
-        groups: dict[tuple[int, str | None], list[_Pending]] = defaultdict(list)
+        # Adapters mix in one call (peft's adapter_names); lengths do not.
+        groups: dict[int, list[_Pending]] = defaultdict(list)
         for pending in batch:
-            adapter_key = None if self._mixed_adapters else pending.adapter
-            groups[(pending.max_new_tokens, adapter_key)].append(pending)
+            groups[pending.max_new_tokens].append(pending)
         return list(groups.values())
 
     async def _generate(self, group: list[_Pending]) -> None:

@@ -7,7 +7,7 @@ protocol as the HTTP clients, with the same errors.
 
 from __future__ import annotations
 
-from inference.client import WorkerColdStarting, WorkerRejected
+from inference.client import WorkerColdStarting, WorkerRejected, WorkerUnavailable
 from inference.prompts import PromptTooLong, UnknownPromptFormat
 from inference.protocol import GenerateRequest, GenerateResponse
 from inference.service import ModelFailed, ModelLoading, UnknownAdapter, Worker
@@ -28,8 +28,10 @@ class LocalInferenceClient:
         except ModelLoading:
             raise WorkerColdStarting(retry_after_s=None) from None
         except ModelFailed:
-            raise WorkerRejected(status=503, code="model_failed", detail="The model failed to load.") from None
-        except (UnknownAdapter, UnknownPromptFormat, PromptTooLong) as exc:
+            raise WorkerUnavailable(reason="model_failed", attempts=1) from None
+        except PromptTooLong as exc:
+            raise WorkerRejected(status=422, code="prompt_too_long", detail=exc.message) from None
+        except (UnknownAdapter, UnknownPromptFormat) as exc:
             raise WorkerRejected(status=422, code="invalid_request", detail=exc.message) from None
 
     async def close(self) -> None:

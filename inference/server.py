@@ -73,6 +73,12 @@ def build_app(*, worker: Worker, keys: Authenticator, limiter: RateLimiter) -> F
         worker.metrics.requests.labels(exc.code).inc()
         return _error(exc.status, exc.code, exc.message, exc.headers)
 
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:
+        log.error("generation failed", exc_info=exc)
+        worker.metrics.requests.labels("generation_failed").inc()
+        return _error(500, "generation_failed", "The model failed to generate an answer; please retry.")
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         worker.metrics.requests.labels("invalid_request").inc()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
+import logging
 import sqlite3
 import time
 import uuid
@@ -28,8 +29,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from chat2sql.errors import PreviewError, PreviewFailed, PreviewTimeout
+from chat2sql.errors import Chat2SQLError, DatabaseUnreachable, PreviewError, PreviewFailed, PreviewTimeout
 from chat2sql.messages import user_message
 from chat2sql.redact import redact
 from schemas import guard
@@ -37,6 +40,8 @@ from schemas.connect import readonly_engine
 from schemas.dialects import Dialect, dialect_for_backend
 from schemas.guard.denylist import is_denied
 from schemas.model import DatabaseSchema
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ROWS = 50
 DEFAULT_TIMEOUT_S = 5.0
@@ -95,15 +100,21 @@ class ReadOnlyRunner:
 
     def __init__(self, *, url: str, secrets: tuple[str, ...] = ()) -> None:
         self._url = url
-        self._secrets = secrets
+        self._secrets = (*secrets, _password(url))
         self._engine: Engine | None = None
         self._engine_timeout: float | None = None
 
     def run(self, sql: str, *, max_rows: int = DEFAULT_MAX_ROWS, timeout_s: float = DEFAULT_TIMEOUT_S) -> PreviewResult:
-        engine = self._engine_for(timeout_s)
-        dialect = dialect_for_backend(engine.dialect.name)
         started = time.perf_counter()
-        with engine.connect() as conn:
+        try:
+            engine = self._engine_for(timeout_s)
+            connection = engine.connect()
+        except (SQLAlchemyError, Chat2SQLError) as exc:
+            # Host, port and driver wording stay in the log, never in a chat reply.
+            log.warning("preview connection failed", extra={"fields": {"error": type(exc).__name__}})
+            raise DatabaseUnreachable() from None
+        dialect = dialect_for_backend(engine.dialect.name)
+        with connection as conn:
             raw = conn.connection.dbapi_connection
             assert raw is not None
             try:
@@ -234,6 +245,13 @@ _RUNNERS: dict[Dialect, Callable[[Any, str, int, float], _Rows]] = {
     "postgres": _run_postgres,
     "mysql": _run_mysql,
 }
+
+
+def _password(url: str) -> str:
+    try:
+        return make_url(url).password or ""
+    except ArgumentError:
+        return ""
 
 
 def _rollback_quietly(raw: Any) -> None:

@@ -320,3 +320,22 @@ async def test_nothing_allowed_in_another_workspace(bot: Assistant, sqlite_url: 
     reply = await bot.handle("anything", OTHER_WS)
     assert reply.kind == "error" and "No database is available in this channel" in reply.text
     assert _last_audit(bot)["error_kind"] == "NothingAllowedHere"
+
+
+@pytest.mark.asyncio
+async def test_unreachable_database_is_a_clear_message(settings: Settings, tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "gone.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (a INTEGER)")
+    bot = _assistant(settings, ScriptedClient(["SELECT a FROM t"]))
+    await bot.handle(f"admin register gone sqlite:///{path}", ADMIN)
+    reply = await bot.handle("[db:gone] values?", ALICE)
+    assert reply.kind == "answer" and reply.answer is not None
+    path.unlink()
+    preview = await bot.preview(reply.answer.audit_id, ALICE)
+    assert not preview.ok and "could not be reached" in preview.text and str(tmp_path) not in preview.text
+    again = await bot.handle("[db:gone] other values?", ALICE)
+    assert again.kind == "error" and "could not be reached" in again.text and str(tmp_path) not in again.text
+    await bot.close()

@@ -243,5 +243,7 @@ def test_cte_names_never_hide_real_tables(sql: str) -> None:
 
 def test_ctes_in_scope_still_work() -> None:
     assert guard.check("WITH x AS (SELECT id FROM orders), y AS (SELECT id FROM x) SELECT id FROM y", PG).ok
-    assert guard.check("WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 3) SELECT n FROM c", PG).ok
+    assert guard.check(
+        "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 3) SELECT n FROM c", PG
+    ).ok
     assert guard.check("SELECT * FROM (WITH x AS (SELECT id FROM orders) SELECT id FROM x) t", PG).ok

@@ -219,3 +219,25 @@ def test_metrics(client: TestClient, keys: KeyStore) -> None:
     assert 'chat2sql_worker_requests_total{outcome="unauthorized"}' in text
     assert "chat2sql_worker_latency_seconds_bucket" in text and "chat2sql_worker_model_ready 1.0" in text
     assert 'chat2sql_worker_tokens_total{kind="completion"}' in text
+
+
+def test_generation_failure_is_a_json_500(keys: KeyStore, tiny_engine: Engine) -> None:
+    class Broken:
+        adapters = ()
+        name = "broken"
+
+        def count_tokens(self, text: str) -> int:
+            return len(text.split())
+
+        def generate(self, *_: object, **__: object) -> list[object]:
+            raise RuntimeError("CUDA error: secret details")
+
+    key = keys.create("boom", "standard")
+    with TestClient(_app(lambda: Broken(), keys, InMemoryRateLimiter()), raise_server_exceptions=False) as client:  # type: ignore[arg-type,return-value]
+        for _ in range(100):
+            if client.get("/readyz").status_code == 200:
+                break
+            threading.Event().wait(0.02)
+        response = client.post("/v1/generate", json=BODY, headers=_auth(key))
+        assert response.status_code == 500 and response.json()["error"]["code"] == "generation_failed"
+        assert "secret details" not in response.text

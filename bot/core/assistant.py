@@ -210,11 +210,11 @@ class Assistant:
             return PreviewReply(ok=False, text="That answer can no longer be previewed.", error_kind="unknown_answer")
         try:
             entry = self._allowed_entry(entry_row.database, where)
+            out = await asyncio.to_thread(
+                self._run, entry, entry_row.sql, self.config.preview_max_rows, self.config.preview_timeout_s
+            )
         except errors.Chat2SQLError as err:
             return PreviewReply(ok=False, text=messages.user_message(err), error_kind=type(err).__name__)
-        out = await asyncio.to_thread(
-            self._run, entry, entry_row.sql, self.config.preview_max_rows, self.config.preview_timeout_s
-        )
         if not out["ok"]:
             return PreviewReply(
                 ok=False, text=str(out.get("reason")), sql=entry_row.sql, error_kind=str(out.get("rule"))
@@ -305,11 +305,22 @@ class Assistant:
             checked.normalized,
             list(checked.warnings),
         )
-        out = await asyncio.to_thread(self._run, entry, checked.normalized, VALIDATION_ROWS, VALIDATION_TIMEOUT_S)
-        if not out["ok"] and out.get("rule") == "preview" and "stopped after" not in str(out.get("reason")):
+        try:
+            await asyncio.to_thread(self._validate, entry, checked.normalized)
+        except errors.PreviewTimeout:
+            pass  # slow is not wrong: the preview has its own, longer limit
+        except errors.PreviewFailed as err:
             outcome.verdict = "database_error"
-            return checked.normalized, str(out.get("reason"))
+            return checked.normalized, messages.user_message(err)
         return checked.normalized, None
+
+    def _validate(self, entry: RegisteredDatabase, sql: str) -> None:
+        """Run guard-accepted SQL for one row: the database's own errors feed the retry."""
+        runner = ReadOnlyRunner(url=self.registry.connection_url(entry.name))
+        try:
+            runner.run(sql, max_rows=VALIDATION_ROWS, timeout_s=VALIDATION_TIMEOUT_S)
+        finally:
+            runner.close()
 
     def _run(self, entry: RegisteredDatabase, sql: str, max_rows: int, timeout_s: float) -> dict[str, Any]:
         runner = ReadOnlyRunner(url=self.registry.connection_url(entry.name))
