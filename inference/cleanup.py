@@ -15,6 +15,7 @@ import re
 _SPECIAL = re.compile(r"<\|[^|<>\s]{1,40}\|>")
 _FENCE = re.compile(r"```[ \t]*(?:sql|SQL|sqlite|postgres(?:ql)?|mysql)?[ \t]*\n?(.*?)(?:```|$)", re.S)
 _START = re.compile(r"\b(WITH|SELECT)\b", re.I)
+_LINE_START = re.compile(r"^[ \t]*(WITH|SELECT)\b", re.I | re.M)  # prose may say "select" mid-line
 
 
 def extract_sql(text: str) -> str:
@@ -26,7 +27,7 @@ def extract_sql(text: str) -> str:
     fenced = _FENCE.search(text)
     if fenced and _START.search(fenced.group(1)):
         text = fenced.group(1)
-    start = _START.search(text)
+    start = _LINE_START.search(text) or _START.search(text)
     if start is None:
         return ""
     return _first_statement(text[start.start() :]).strip()

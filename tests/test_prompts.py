@@ -92,6 +92,8 @@ def test_formats_are_named_and_versioned() -> None:
         ("WITH x AS (SELECT 1) SELECT * FROM x", "WITH x AS (SELECT 1) SELECT * FROM x"),
         ("SELECT a\n\nFROM t", "SELECT a\n\nFROM t"),
         ("I cannot answer that.", ""),
+        ("To select the names, run:\nSELECT name FROM t;", "SELECT name FROM t"),
+        ("The answer is SELECT 1", "SELECT 1"),
         ("", ""),
     ],
 )

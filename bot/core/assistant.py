@@ -296,6 +296,7 @@ class Assistant:
         # Worker errors (cold start, overload, timeout, down) carry their own sentence.
         response = await self._client.generate(request)
         outcome.sql = response.sql or None
+        outcome.adapter = response.adapter  # what the worker actually used (its default, if ours is unset)
         checked = guard.check(response.sql, entry.schema, max_rows=self.config.preview_max_rows)
         if not checked.ok or checked.normalized is None:
             outcome.verdict = checked.rule
