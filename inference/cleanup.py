@@ -34,11 +34,16 @@ def extract_sql(text: str) -> str:
 
 
 def _first_statement(text: str) -> str:
-    """Up to the first semicolon outside quotes, or to a blank line followed by prose."""
+    """Up to the first semicolon outside quotes and comments, or to a blank line followed by prose."""
     quote: str | None = None
     i = 0
     while i < len(text):
         ch = text[i]
+        if quote is None and text.startswith(("--", "/*"), i):
+            # A comment's apostrophes ("-- don't") are not quotes: skip to its end.
+            end = text.find("\n" if ch == "-" else "*/", i + 2)
+            i = len(text) if end < 0 else end + (0 if ch == "-" else 2)
+            continue
         if quote:
             if ch == quote:
                 if i + 1 < len(text) and text[i + 1] == quote:  # doubled quote escape

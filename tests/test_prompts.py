@@ -94,6 +94,8 @@ def test_formats_are_named_and_versioned() -> None:
         ("I cannot answer that.", ""),
         ("To select the names, run:\nSELECT name FROM t;", "SELECT name FROM t"),
         ("The answer is SELECT 1", "SELECT 1"),
+        ("SELECT a -- don't count\nFROM t;\nThis query counts.", "SELECT a -- don't count\nFROM t"),
+        ("SELECT a /* it's; fine */ FROM t; more", "SELECT a /* it's; fine */ FROM t"),
         ("", ""),
     ],
 )

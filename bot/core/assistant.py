@@ -342,10 +342,10 @@ class Assistant:
     def _resolve(self, explicit: str | None, where: Where) -> RegisteredDatabase:
         if explicit:
             return self._allowed_entry(explicit, where)
-        default = self.store.default(where)
-        if default is not None and default in self.registry.names():
-            return self._allowed_entry(default, where)
         names = self.registry.names()
+        default = self.store.default(where)
+        if default is not None and default in names:
+            return self._allowed_entry(default, where)
         if not names:
             raise errors.NoDatabases()
         allowed = tuple(n for n in names if self.store.is_allowed(n, where))
