@@ -45,7 +45,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from chat2sql.errors import UserFacingError
-from chat2sql.redact import redact
+from chat2sql.messages import registry_unusable
+from chat2sql.redact import error_line
 from chat2sql.settings import Settings
 from schemas.registry import Base, upgrade, validate_name
 
@@ -503,11 +504,11 @@ def audit_main(argv: Sequence[str], *, settings: Settings) -> int:
     try:
         store = BotStore.open(settings)
     except SQLAlchemyError as exc:
-        return _fail(f"the registry database cannot be used: {_reason(exc)}")
+        return _fail(registry_unusable(error_line(exc)))
     try:
         entries = store.audit(since=since, limit=args.limit)
     except SQLAlchemyError as exc:
-        return _fail(f"the registry database cannot be used: {_reason(exc)}")
+        return _fail(registry_unusable(error_line(exc)))
     finally:
         store.close()
     if args.json:
@@ -568,10 +569,3 @@ def _audit_line(e: AuditEntry) -> str:
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return EXIT_FAIL
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    """One redacted line from the driver, e.g. 'connection refused'."""
-    original = getattr(exc, "orig", None) or exc
-    text = redact(str(original)).strip()
-    return (text.splitlines()[0] if text else type(original).__name__)[:300]

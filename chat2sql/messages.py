@@ -94,6 +94,10 @@ ADMIN_USAGE = (
 )
 
 
+def registry_unusable(reason: str) -> str:
+    return f"the registry database cannot be used: {reason}"
+
+
 def registered(name: str, dialect: str, tables: int) -> str:
     return f"Registered `{name}` ({dialect}, {tables} tables). Ask away: `[db:{name}] your question`."
 

@@ -37,6 +37,14 @@ def redact(text: str, *secrets: str) -> str:
     return _KV_PASSWORD.sub(lambda m: f"{m[1]}={MASK}", text)
 
 
+def error_line(exc: BaseException, *secrets: str) -> str:
+    """One redacted line from a driver error (SQLAlchemy's wrapped ``orig`` when there is one),
+    e.g. 'connection refused', at most 300 characters."""
+    original = getattr(exc, "orig", None) or exc
+    text = redact(str(original), *secrets).strip()
+    return (text.splitlines()[0] if text else type(original).__name__)[:300]
+
+
 class RedactingFilter(logging.Filter):
     """A logging filter that masks secrets in every record's final message."""
 

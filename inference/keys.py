@@ -27,9 +27,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from chat2sql.errors import UserFacingError
-from chat2sql.messages import NAME_RULES
+from chat2sql.messages import NAME_RULES, registry_unusable
 from chat2sql.ratelimit import TIERS
-from chat2sql.redact import redact
+from chat2sql.redact import error_line
 from chat2sql.settings import Settings
 from schemas.registry import NAME_PATTERN, Base, upgrade
 
@@ -237,13 +237,13 @@ def keys_main(argv: Sequence[str], *, settings: Settings) -> int:
     try:
         store = KeyStore.open(settings)
     except SQLAlchemyError as exc:
-        return _fail(f"the registry database cannot be used: {_reason(exc)}")
+        return _fail(registry_unusable(error_line(exc)))
     try:
         return int(args.handler(args, store))
     except KeyStoreError as err:
         return _fail(err.message)
     except SQLAlchemyError as exc:
-        return _fail(f"the registry database cannot be used: {_reason(exc)}")
+        return _fail(registry_unusable(error_line(exc)))
     finally:
         store.close()
 
@@ -296,10 +296,3 @@ def _revoke(args: argparse.Namespace, store: KeyStore) -> int:
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return EXIT_FAIL
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    """One redacted line from the driver, e.g. 'connection refused'."""
-    original = getattr(exc, "orig", None) or exc
-    text = redact(str(original)).strip()
-    return (text.splitlines()[0] if text else type(original).__name__)[:300]

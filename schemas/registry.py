@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from chat2sql.errors import ConnectionFailed, DuplicateDatabase, InvalidName, UnknownDatabase
-from chat2sql.redact import mask_url, redact
+from chat2sql.redact import error_line, mask_url
 from chat2sql.settings import Settings
 from schemas.connect import dialect_of, parse_url
 from schemas.crypto import UrlCipher, load_key
@@ -95,7 +95,7 @@ class LiveIntrospector:
         try:
             return introspect_url(url, samples=self._samples, timeout_s=self._timeout_s)
         except SQLAlchemyError as exc:
-            raise ConnectionFailed(name, _driver_reason(exc, str(password))) from None
+            raise ConnectionFailed(name, error_line(exc, str(password))) from None
 
 
 class Registry:
@@ -224,11 +224,3 @@ def _entry(row: DatabaseRow) -> RegisteredDatabase:
 def _aware(value: dt.datetime) -> dt.datetime:
     # SQLite drops the time zone; every timestamp we write is UTC.
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _driver_reason(exc: SQLAlchemyError, password: str) -> str:
-    """One redacted line from the driver, e.g. 'connection refused'."""
-    original = getattr(exc, "orig", None) or exc
-    text = redact(str(original), password).strip()
-    line = text.splitlines()[0] if text else type(original).__name__
-    return line[:300]
