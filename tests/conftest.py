@@ -134,6 +134,23 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def pg_registry_settings(tmp_path: Path) -> Iterator[Settings]:
+    """Settings whose registry is a fresh database on the PostgreSQL server."""
+    name = f"c2s_registry_{uuid.uuid4().hex[:8]}"
+    url = pg_create_database(name).replace("postgresql://", "postgresql+psycopg://")
+    yield Settings(data_dir=tmp_path / "data", registry_url=url, _env_file=None)  # type: ignore[call-arg]
+    pg_drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def registry_settings(request: pytest.FixtureRequest, settings: Settings) -> Settings:
+    """The embedded SQLite registry, then a PostgreSQL one."""
+    if request.param == "sqlite":
+        return settings
+    return request.getfixturevalue("pg_registry_settings")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
 def registry(settings: Settings) -> Iterator[Registry]:
     reg = Registry.open(settings)
     yield reg

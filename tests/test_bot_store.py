@@ -30,7 +30,6 @@ from chat2sql.errors import InvalidName
 from chat2sql.messages import user_message
 from chat2sql.settings import Settings
 from schemas.registry import MIGRATIONS_DIR
-from tests.conftest import pg_create_database, pg_drop_database
 
 START = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
 SLACK_A = Where(platform="slack", workspace="T-ACME", channel="C-SALES", user_id="U-ALICE")
@@ -53,15 +52,9 @@ class StepClock:
         self.now += dt.timedelta(**delta)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "sqlite":
-        yield Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
-        return
-    name = f"c2s_bot_{uuid.uuid4().hex[:8]}"
-    url = pg_create_database(name).replace("postgresql://", "postgresql+psycopg://")
-    yield Settings(data_dir=tmp_path / "data", registry_url=url, _env_file=None)  # type: ignore[call-arg]
-    pg_drop_database(name)
+@pytest.fixture
+def store_settings(registry_settings: Settings) -> Settings:
+    return registry_settings
 
 
 OpenStore = Callable[..., BotStore]

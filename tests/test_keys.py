@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,18 +28,6 @@ from inference.keys import (
     keys_main,
 )
 from schemas.registry import MIGRATIONS_DIR, Base, upgrade
-from tests.conftest import pg_create_database, pg_drop_database
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def registry_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    if request.param == "sqlite":
-        yield Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
-        return
-    name = f"c2s_keys_{uuid.uuid4().hex[:8]}"
-    url = pg_create_database(name).replace("postgresql://", "postgresql+psycopg://")
-    yield Settings(data_dir=tmp_path / "data", registry_url=url, _env_file=None)  # type: ignore[call-arg]
-    pg_drop_database(name)
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +23,6 @@ from chat2sql.errors import (
 from chat2sql.messages import user_message
 from chat2sql.settings import Settings
 from schemas.registry import MIGRATIONS_DIR, Base, Registry, upgrade
-from tests.conftest import pg_create_database, pg_drop_database
 
 
 def _rows(settings: Settings) -> list[tuple[object, ...]]:
@@ -133,14 +130,6 @@ def test_wrong_key_is_reported_not_crashed(settings: Settings, pg_url: str, tmp_
     with pytest.raises(WrongSecretKey):
         reg.connection_url("pg")
     reg.close()
-
-
-@pytest.fixture
-def pg_registry_settings(tmp_path: Path) -> Iterator[Settings]:
-    name = f"c2s_registry_{uuid.uuid4().hex[:8]}"
-    url = pg_create_database(name).replace("postgresql://", "postgresql+psycopg://")
-    yield Settings(data_dir=tmp_path / "data", registry_url=url, _env_file=None)  # type: ignore[call-arg]
-    pg_drop_database(name)
 
 
 def test_postgres_registry_refuses_passwords_without_key(
