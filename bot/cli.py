@@ -29,6 +29,11 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
 
         return audit_main(argv[1:], settings=settings)
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        from bot.server import serve
+
+        overrides = {k: v for k, v in (("server_host", args.host), ("server_port", args.port)) if v is not None}
+        return serve(settings.model_copy(update=overrides) if overrides else settings)
     try:
         return int(asyncio.run(args.handler(args, settings)))
     except Chat2SQLError as err:
@@ -49,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_chat)
     p = sub.add_parser("demo", help="build the sample databases and answer the seed's example questions")
     p.set_defaults(handler=_demo)
+    p = sub.add_parser("serve", help="the chat server: Slack, Teams, /healthz, /metrics")
+    p.add_argument("--host", help="default: CHAT2SQL_SERVER_HOST")
+    p.add_argument("--port", type=int, help="default: CHAT2SQL_SERVER_PORT")
+    p.set_defaults(handler=None)
     sub.add_parser("audit", help="list the audit log: [--since 7d|ISO] [--limit N] [--json]")
     return parser
 

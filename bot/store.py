@@ -1,9 +1,11 @@
 """The bot's state, kept in the registry database beside the databases it describes.
 
-Four concerns, one store, because they share a lifetime with the registry: what was asked
+Five concerns, one store, because they share a lifetime with the registry: what was asked
 and answered (``audit_log``, plus ``feedback`` on those answers), who may query which
-database from which channel (``db_access`` and ``db_origin``), and each channel's default
-database (``channel_defaults``). Every replica of the bot sees the same rows, and the
+database from which channel (``db_access`` and ``db_origin``), each channel's default
+database (``channel_defaults``), and the conversation state of the chat platforms: the last
+answer in each thread (``bot_threads``, the context of a follow-up) and the deliveries
+already taken (``claimed_deliveries``: a platform's retry of the same event answers once). Every replica of the bot sees the same rows, and the
 Alembic chain that upgrades the registry upgrades these tables too.
 
 Access rules, in order: an explicit grant or revoke for the exact (platform, workspace,
@@ -137,6 +139,27 @@ class ChannelDefaultRow(Base):
 # --- errors -------------------------------------------------------------------------------
 
 
+class ThreadRow(Base):
+    __tablename__ = "bot_threads"
+
+    platform: Mapped[str] = mapped_column(String(PLATFORM_CHARS), primary_key=True)
+    workspace: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
+    thread: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
+    database: Mapped[str] = mapped_column(String(DATABASE_CHARS))
+    question: Mapped[str] = mapped_column(Text)
+    sql: Mapped[str] = mapped_column(Text)
+    audit_id: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ClaimedDeliveryRow(Base):
+    __tablename__ = "claimed_deliveries"
+
+    key: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
+    claimed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class BotStoreError(UserFacingError):
     """A bot-state operation was refused; ``message`` is the sentence a person sees."""
 
@@ -185,6 +208,17 @@ class Where:
     workspace: str
     channel: str
     user_id: str
+    thread: str | None = None  # a conversation inside the channel: its follow-ups share context
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThreadTurn:
+    """The last answer in a thread: a follow-up keeps its database and reads against it."""
+
+    database: str
+    question: str
+    sql: str
+    audit_id: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -393,6 +427,44 @@ class BotStore:
         with Session(self._engine) as session:
             row = session.get(ChannelDefaultRow, (where.platform, where.workspace, where.channel))
             return row.database if row else None
+
+    # --- conversations -------------------------------------------------------------------------
+
+    def remember_turn(self, where: Where, turn: ThreadTurn) -> None:
+        """Keep ``turn`` as the context of the next follow-up in ``where.thread`` (no-op outside a thread)."""
+        if not where.thread:
+            return
+        key = {
+            "platform": where.platform,
+            "workspace": where.workspace,
+            "channel": where.channel,
+            "thread": where.thread,
+        }
+        values = {**dataclasses.asdict(turn), "updated_at": self._clock()}
+        self._upsert(ThreadRow, key, values)
+
+    def last_turn(self, where: Where) -> ThreadTurn | None:
+        if not where.thread:
+            return None
+        with Session(self._engine) as session:
+            row = session.get(ThreadRow, (where.platform, where.workspace, where.channel, where.thread))
+            if row is None:
+                return None
+            return ThreadTurn(database=row.database, question=row.question, sql=row.sql, audit_id=row.audit_id)
+
+    def claim(self, key: str, *, keep: dt.timedelta = dt.timedelta(days=1)) -> bool:
+        """True the first time ``key`` is claimed, False for every repeat (across replicas):
+        a platform's retry of a delivery must not produce a second answer. Claims older than
+        ``keep`` are deleted on the way."""
+        now = self._clock()
+        with Session(self._engine) as session:
+            session.execute(delete(ClaimedDeliveryRow).where(ClaimedDeliveryRow.claimed_at < now - keep))
+            session.add(ClaimedDeliveryRow(key=key[:ID_CHARS], claimed_at=now))
+            try:
+                session.commit()
+            except IntegrityError:
+                return False
+        return True
 
     # --- helpers ------------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ def assistant_config(settings: Settings) -> AssistantConfig:
         preview_timeout_s=settings.preview_timeout_s,
         adapter=adapter,
         prompt_format=prompt_format,
+        warmup_wait_s=settings.warmup_wait_s,
     )
 
 

@@ -9,11 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REGISTRY_FILE = "registry.db"
 SECRET_KEY_FILE = "secret.key"
+
+
+def _env(name: str) -> AliasChoices:
+    """A platform's standard variable name, with the CHAT2SQL_-prefixed spelling as well."""
+    return AliasChoices(name, f"CHAT2SQL_{name}")
 
 
 class AdapterSpec(BaseModel):
@@ -30,6 +35,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        populate_by_name=True,
     )
 
     data_dir: Path = Field(default=Path("data"), description="Where all local state lives.")
@@ -93,6 +99,26 @@ class Settings(BaseSettings):
     workspace_burst: int = Field(default=200, ge=1)
     cache_ttl_s: float = Field(default=3600.0, ge=0)
     schema_budget_tokens: int = Field(default=1500, ge=100, le=30_000)
+    warmup_wait_s: float = Field(default=240.0, ge=0, le=900, description="How long a question waits on a cold worker.")
+
+    # --- the chat server (python -m bot serve) -------------------------------------------
+    server_host: str = "127.0.0.1"
+    server_port: int = Field(default=3000, ge=1, le=65535)
+
+    # --- Slack (Slack's own variable names; CHAT2SQL_-prefixed ones work too) -------------
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(default=None, validation_alias=_env("SLACK_SIGNING_SECRET"))
+    slack_client_id: str | None = Field(default=None, validation_alias=_env("SLACK_CLIENT_ID"))
+    slack_client_secret: SecretStr | None = Field(default=None, validation_alias=_env("SLACK_CLIENT_SECRET"))
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias=_env("SLACK_APP_TOKEN"))
+    slack_api_url: str = Field(
+        default="https://slack.com/api/",
+        description="Slack Web API base URL (tests point it at a local fake).",
+    )
+
+    # --- Microsoft Teams (bot/teams) ------------------------------------------------------
+
+    # --- deployment (deploy/) ---------------------------------------------------------------
 
     @property
     def effective_registry_url(self) -> str:

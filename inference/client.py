@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from chat2sql.errors import UserFacingError
 from inference.cleanup import extract_sql
-from inference.prompts import DEFAULT_FORMAT, build_prompt, get_format
+from inference.prompts import DEFAULT_FORMAT, get_format, prompt_for
 from inference.protocol import ErrorResponse, GenerateRequest, GenerateResponse
 
 log = logging.getLogger(__name__)
@@ -401,15 +401,7 @@ class OpenAICompatibleClient:
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         format_name = request.prompt_format or DEFAULT_FORMAT
         fmt = get_format(format_name)
-        prompt = build_prompt(
-            format_name,
-            question=request.question,
-            database_name=request.database.name,
-            dialect=request.database.dialect,
-            schema_text=request.database.schema_text,
-            previous_sql=request.previous.sql if request.previous else None,
-            previous_error=request.previous.error if request.previous else None,
-        )
+        prompt = prompt_for(request, format_name)
         body = {
             "model": request.adapter or self._model,
             "prompt": prompt,

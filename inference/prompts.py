@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chat2sql.errors import UserFacingError
+from inference.protocol import GenerateRequest
 
 TokenCounter = Callable[[str], int]
 
@@ -65,6 +66,16 @@ _SCHEMA_V1_RETRY = (
 )
 _SCHEMA_V1_TAIL = (
     "\n\nQuestion: {question}\n\nWrite only the SQL query, nothing else.<|im_end|>\n<|im_start|>assistant\n"
+)
+# A follow-up in a thread continues the conversation the same way: the earlier question
+# (in the format's own first message), its SQL as the assistant's turn, then the follow-up.
+_FOLLOW_UP = (
+    "{sql}<|im_end|>\n"
+    "<|im_start|>user\n"
+    "Follow-up question: {question}\n"
+    "\n"
+    "Write one complete SQL query that answers the follow-up, nothing else.<|im_end|>\n"
+    "<|im_start|>assistant\n"
 )
 
 _DIALECT_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL", "mysql": "MySQL"}
@@ -121,23 +132,54 @@ def build_prompt(
     count_tokens: TokenCounter | None = None,
     previous_sql: str | None = None,
     previous_error: str | None = None,
+    prior_question: str | None = None,
+    prior_sql: str | None = None,
 ) -> str:
     """The exact model input. When ``max_tokens`` is set, whole tables are dropped from the
-    end of the schema until the prompt fits: the question is never cut."""
+    end of the schema until the prompt fits: the question is never cut.
+
+    ``prior_question``/``prior_sql`` make it a follow-up; ``previous_sql``/``previous_error``
+    a retry of the answer that failed."""
     fmt = get_format(format_name)
+    follow_up = ""
+    if prior_question and prior_sql:
+        follow_up = _FOLLOW_UP.format(sql=prior_sql, question=question)
+        question = prior_question
+    retry = _SCHEMA_V1_RETRY.format(sql=previous_sql, error=previous_error) if previous_sql and previous_error else ""
     if not fmt.uses_schema:
-        prompt = _SEED_V1.format(db_id=database_name, question=question)
+        prompt = _SEED_V1.format(db_id=database_name, question=question) + follow_up + retry
         return _check_fits(prompt, max_tokens, count_tokens)
     head = _SCHEMA_V1_HEAD.format(dialect=_DIALECT_NAMES.get(dialect, dialect), db_id=database_name)
-    tail = _SCHEMA_V1_TAIL.format(question=question)
-    if previous_sql and previous_error:
-        tail += _SCHEMA_V1_RETRY.format(sql=previous_sql, error=previous_error)
+    tail = _SCHEMA_V1_TAIL.format(question=question) + follow_up + retry
     blocks = [b for b in schema_text.strip().split("\n\n") if b.strip()]
     while True:
         prompt = head + "\n\n".join(blocks) + tail
         if max_tokens is None or count_tokens is None or count_tokens(prompt) <= max_tokens or not blocks:
             return _check_fits(prompt, max_tokens, count_tokens)
         blocks.pop()
+
+
+def prompt_for(
+    request: GenerateRequest,
+    format_name: str,
+    *,
+    max_tokens: int | None = None,
+    count_tokens: TokenCounter | None = None,
+) -> str:
+    """``build_prompt`` for a wire request: its question, database, follow-up context and retry."""
+    return build_prompt(
+        format_name,
+        question=request.question,
+        database_name=request.database.name,
+        dialect=request.database.dialect,
+        schema_text=request.database.schema_text,
+        max_tokens=max_tokens,
+        count_tokens=count_tokens,
+        previous_sql=request.previous.sql if request.previous else None,
+        previous_error=request.previous.error if request.previous else None,
+        prior_question=request.context.question if request.context else None,
+        prior_sql=request.context.sql if request.context else None,
+    )
 
 
 def _check_fits(prompt: str, max_tokens: int | None, count_tokens: TokenCounter | None) -> str:

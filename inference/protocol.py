@@ -52,6 +52,16 @@ class PreviousAttempt(_Strict):
     _tokens = field_validator("sql", "error")(reject_control_tokens)
 
 
+class PriorTurn(_Strict):
+    """The previous question and its SQL in the same conversation: a follow-up in a thread
+    ("only for 2024") is read against them."""
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    sql: str = Field(min_length=1, max_length=4000)
+
+    _tokens = field_validator("question", "sql")(reject_control_tokens)
+
+
 class GenerateRequest(_Strict):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     database: DatabaseInfo
@@ -59,6 +69,7 @@ class GenerateRequest(_Strict):
     prompt_format: str | None = Field(default=None, min_length=1, max_length=64)
     max_new_tokens: int | None = Field(default=None, ge=1, le=MAX_NEW_TOKENS_LIMIT)
     previous: PreviousAttempt | None = None
+    context: PriorTurn | None = None
 
     _tokens = field_validator("question", "adapter", "prompt_format")(reject_control_tokens)
 

@@ -18,7 +18,7 @@ from chat2sql.errors import UserFacingError
 from inference.batching import Batcher
 from inference.cleanup import extract_sql
 from inference.engine import Engine
-from inference.prompts import build_prompt, get_format
+from inference.prompts import get_format, prompt_for
 from inference.protocol import GenerateRequest, GenerateResponse
 
 log = logging.getLogger(__name__)
@@ -156,16 +156,8 @@ class Worker:
             or self.options.default_prompt_format
         )
         fmt = get_format(format_name)
-        prompt = build_prompt(
-            fmt.name,
-            question=request.question,
-            database_name=request.database.name,
-            dialect=request.database.dialect,
-            schema_text=request.database.schema_text,
-            max_tokens=self.options.max_input_tokens,
-            count_tokens=engine.count_tokens,
-            previous_sql=request.previous.sql if request.previous else None,
-            previous_error=request.previous.error if request.previous else None,
+        prompt = prompt_for(
+            request, fmt.name, max_tokens=self.options.max_input_tokens, count_tokens=engine.count_tokens
         )
         max_new = request.max_new_tokens or self.options.max_new_tokens
         result = await batcher.submit(prompt, adapter=adapter, max_new_tokens=max_new)

@@ -38,8 +38,10 @@ def test_settings_from_dotenv(tmp_path: Path) -> None:
 
 def test_env_example_documents_every_setting() -> None:
     text = (Path(__file__).parents[1] / ".env.example").read_text()
-    for name in Settings.model_fields:
-        assert f"CHAT2SQL_{name.upper()}=" in text, name
+    for name, field in Settings.model_fields.items():
+        aliases = getattr(field.validation_alias, "choices", None)
+        documented = str(aliases[0]) if aliases else f"CHAT2SQL_{name.upper()}"
+        assert f"\n{documented}=" in text, name
 
 
 def test_invalid_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,9 +1,15 @@
 """The assistant: one chat message in, one reply out, the audit row written first.
 
 Flow for a question: validate → rate limit (user, workspace) → resolve the database
-(explicit → channel default → the only one allowed here → ask which) → cache → model →
-guard → a validation run on the read-only connection → on a guard rejection or a
-database error, one automatic retry that shows the model its error → answer.
+(explicit → the thread's → channel default → the only one allowed here → ask which) →
+cache → model → guard → a validation run on the read-only connection → on a guard
+rejection or a database error, one automatic retry that shows the model its error → answer.
+
+In a thread (``Where.thread``), a question is a follow-up of the thread's last answer: it
+keeps that database and the model sees the earlier question and SQL. A worker that is
+cold-starting is waited for (up to ``warmup_wait_s``) after telling the user through
+``notify`` that the answer will follow. Registry and store calls run in a thread, so a
+chat server's event loop stays free to acknowledge other requests.
 """
 
 from __future__ import annotations
@@ -13,23 +19,26 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.core.access import Admins
 from bot.core.grammar import Admin, Ask, Command, Databases, Empty, Help, Use, parse
-from bot.store import AuditRecord, BotStore, Where
+from bot.store import AuditRecord, BotStore, ThreadTurn, Where
 from chat2sql import errors, messages
 from chat2sql.cache import ResponseCache, cache_key, normalize_question
 from chat2sql.log import request_id
 from chat2sql.ratelimit import Limit, RateLimiter
 from chat2sql.redact import redact
-from inference.client import InferenceClient
+from inference.client import InferenceClient, WorkerColdStarting
 from inference.protocol import (
     MAX_QUESTION_CHARS,
     DatabaseInfo,
     GenerateRequest,
+    GenerateResponse,
     PreviousAttempt,
+    PriorTurn,
     reject_control_tokens,
 )
 from schemas import guard
@@ -41,6 +50,10 @@ log = logging.getLogger(__name__)
 
 VALIDATION_ROWS = 1
 VALIDATION_TIMEOUT_S = 3.0
+WARMUP_POLL_S = 5.0
+
+# Tells the user something before the final reply (e.g. that the model is warming up).
+Notify = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +66,7 @@ class AssistantConfig:
     preview_timeout_s: float = 5.0
     adapter: str | None = None
     prompt_format: str = "schema"
+    warmup_wait_s: float = 240.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +113,8 @@ class _Outcome:
     adapter: str | None = None
     error_kind: str | None = None
     warnings: list[str] = field(default_factory=list)
+    question: str = ""
+    notify: Notify | None = None
 
 
 class Assistant:
@@ -112,6 +128,7 @@ class Assistant:
         cache: ResponseCache,
         admins: Admins,
         config: AssistantConfig,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.registry = registry
         self.store = store
@@ -120,6 +137,7 @@ class Assistant:
         self._cache = cache
         self._admins = admins
         self.config = config
+        self._sleep = sleep
 
     async def close(self) -> None:
         await self._client.close()
@@ -130,12 +148,12 @@ class Assistant:
 
     # --- entry points -----------------------------------------------------------------
 
-    async def handle(self, text: str, where: Where) -> Reply:
+    async def handle(self, text: str, where: Where, *, notify: Notify | None = None) -> Reply:
         """Any message of the grammar."""
-        command: Command = parse(text, known=set(self.registry.names()))
+        command: Command = parse(text, known=set(await asyncio.to_thread(self.registry.names)))
         match command:
             case Ask(database=db, question=question):
-                return await self.ask(question, where, database=db)
+                return await self.ask(question, where, database=db, notify=notify)
             case Use(database=db):
                 return self._guarded(lambda: self._use(db, where))
             case Databases():
@@ -148,11 +166,13 @@ class Assistant:
                 return Reply(kind="text", text=messages.HELP)
         raise AssertionError(command)  # pragma: no cover
 
-    async def ask(self, question: str, where: Where, *, database: str | None = None) -> Reply:
+    async def ask(
+        self, question: str, where: Where, *, database: str | None = None, notify: Notify | None = None
+    ) -> Reply:
         trace_id = uuid.uuid4().hex[:16]
         token = request_id.set(trace_id)
         started = time.perf_counter()
-        outcome = _Outcome(database=database)
+        outcome = _Outcome(database=database, notify=notify)
         choices: tuple[str, ...] = ()
         try:
             answer_sql = await self._answer(question, where, outcome)
@@ -170,7 +190,8 @@ class Assistant:
         finally:
             request_id.reset(token)
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        audit_id = self.store.record(
+        audit_id = await asyncio.to_thread(
+            self.store.record,
             AuditRecord(
                 platform=where.platform,
                 workspace=where.workspace,
@@ -186,11 +207,13 @@ class Assistant:
                 error_kind=outcome.error_kind,
                 adapter=outcome.adapter,
                 trace_id=trace_id,
-            )
+            ),
         )
         if reply_kind == "error":
             return Reply(kind="error", text=text, error_kind=outcome.error_kind, choices=choices)
         assert outcome.database is not None and outcome.sql is not None
+        turn = ThreadTurn(database=outcome.database, question=outcome.question, sql=outcome.sql, audit_id=audit_id)
+        await asyncio.to_thread(self.store.remember_turn, where, turn)
         answer = Answer(
             sql=outcome.sql,
             database=outcome.database,
@@ -205,11 +228,11 @@ class Assistant:
 
     async def preview(self, audit_id: int, where: Where) -> PreviewReply:
         """Run an answer's SQL through the guard and the read-only preview."""
-        entry_row = self.store.get(audit_id)
+        entry_row = await asyncio.to_thread(self.store.get, audit_id)
         if entry_row is None or entry_row.sql is None or entry_row.database is None:
             return PreviewReply(ok=False, text="That answer can no longer be previewed.", error_kind="unknown_answer")
         try:
-            entry = self._allowed_entry(entry_row.database, where)
+            entry = await asyncio.to_thread(self._allowed_entry, entry_row.database, where)
             out = await asyncio.to_thread(
                 self._run, entry, entry_row.sql, self.config.preview_max_rows, self.config.preview_timeout_s
             )
@@ -219,7 +242,7 @@ class Assistant:
             return PreviewReply(
                 ok=False, text=str(out.get("reason")), sql=entry_row.sql, error_kind=str(out.get("rule"))
             )
-        self.store.set_preview_rows(audit_id, len(out["rows"]))
+        await asyncio.to_thread(self.store.set_preview_rows, audit_id, len(out["rows"]))
         return PreviewReply(
             ok=True,
             text="",
@@ -247,17 +270,21 @@ class Assistant:
     # --- the question flow -----------------------------------------------------------
 
     async def _answer(self, question: str, where: Where, outcome: _Outcome) -> str:
-        question = _validate_question(question)
+        question = outcome.question = _validate_question(question)
         await self._rate_limit(where)
-        entry = self._resolve(outcome.database, where)
+        turn = await asyncio.to_thread(self.store.last_turn, where)
+        explicit = outcome.database or (turn.database if turn else None)
+        entry = await asyncio.to_thread(self._resolve, explicit, where)
         outcome.database = entry.name
         outcome.adapter = self.config.adapter
+        context = PriorTurn(question=turn.question, sql=turn.sql) if turn and turn.database == entry.name else None
         key = cache_key(
             entry.name,
             entry.schema_hash,
             self.config.adapter or "",
             self.config.prompt_format,
             normalize_question(question),
+            *((normalize_question(context.question), context.sql) if context else ()),
         )
         if self.config.cache_ttl_s > 0:
             cached = await self._cache.get(key)
@@ -275,6 +302,7 @@ class Assistant:
                 dialect=entry.schema.dialect,
                 schema_text=render_schema(entry.schema, question=question, max_tokens=self.config.schema_budget_tokens),
             ),
+            context=context,
         )
         sql, problem = await self._attempt(request, entry, outcome)
         if problem is not None:
@@ -294,7 +322,7 @@ class Assistant:
     ) -> tuple[str | None, str | None]:
         """One model call, the guard and a validation run: (normalized SQL, None) or (raw SQL, problem)."""
         # Worker errors (cold start, overload, timeout, down) carry their own sentence.
-        response = await self._client.generate(request)
+        response = await self._generate(request, outcome.notify)
         outcome.sql = response.sql or None
         outcome.adapter = response.adapter  # what the worker actually used (its default, if ours is unset)
         checked = guard.check(response.sql, entry.schema, max_rows=self.config.preview_max_rows)
@@ -314,6 +342,25 @@ class Assistant:
             outcome.verdict = "database_error"
             return checked.normalized, messages.user_message(err)
         return checked.normalized, None
+
+    async def _generate(self, request: GenerateRequest, notify: Notify | None) -> GenerateResponse:
+        """The model's answer; a cold-starting worker is waited for, once the user knows."""
+        deadline = time.monotonic() + self.config.warmup_wait_s
+        told = False
+        while True:
+            try:
+                return await self._client.generate(request)
+            except WorkerColdStarting as err:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                if not told and notify is not None:
+                    told = True
+                    try:
+                        await notify(err.message)
+                    except Exception:  # the final reply still follows
+                        log.warning("could not send the warming-up notice", exc_info=True)
+                await self._sleep(min(err.retry_after_s or WARMUP_POLL_S, left))
 
     def _validate(self, entry: RegisteredDatabase, sql: str) -> None:
         """Run guard-accepted SQL for one row: the database's own errors feed the retry."""
@@ -396,7 +443,8 @@ class Assistant:
                 reply = Reply(kind="text", text=await run_admin(self, command, where))
             except errors.Chat2SQLError as err:
                 reply = Reply(kind="error", text=messages.user_message(err), error_kind=type(err).__name__)
-        self.store.record(
+        await asyncio.to_thread(
+            self.store.record,
             AuditRecord(
                 platform=where.platform,
                 workspace=where.workspace,
@@ -412,7 +460,7 @@ class Assistant:
                 error_kind=reply.error_kind,
                 adapter=None,
                 trace_id=uuid.uuid4().hex[:16],
-            )
+            ),
         )
         return reply
 

@@ -1,0 +1,157 @@
+"""``python -m bot serve``: one ASGI app for every chat platform.
+
+Routes: ``/healthz``, ``/metrics``, and those of each configured platform: Slack's
+``/slack/events`` (plus ``/slack/install`` and ``/slack/oauth_redirect`` with OAuth),
+Teams' ``/api/messages``. A platform is configured by its settings; with none, the server
+still starts (health and metrics only) and says so in its log.
+
+Nothing slow runs before a platform's acknowledgement: answers are produced in background
+tasks that the app tracks and drains on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bot.core.assistant import Assistant
+from bot.metrics import BotMetrics
+from chat2sql.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 30.0
+
+
+class Background:
+    """Background tasks that outlive the request that started them (kept referenced, so the
+    event loop cannot drop them; drained on shutdown)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    async def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+
+class Platform(Protocol):
+    """A chat platform served by the app (Slack, Teams)."""
+
+    name: str
+
+    def mount(self, app: FastAPI) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class ServerContext:
+    """What every platform shares: settings, the assistant, metrics and background tasks."""
+
+    def __init__(self, *, settings: Settings, assistant: Assistant, metrics: BotMetrics | None = None) -> None:
+        self.settings = settings
+        self.assistant = assistant
+        self.metrics = metrics or BotMetrics()
+        self.background = Background()
+
+
+def configured_platforms(ctx: ServerContext) -> list[Platform]:
+    """The platforms whose settings are present."""
+    platforms: list[Platform] = []
+    from bot.slack.app import SlackPlatform
+
+    if SlackPlatform.configured(ctx.settings):
+        platforms.append(SlackPlatform.from_settings(ctx))
+    try:
+        from bot.teams.app import TeamsPlatform  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # pragma: no cover - Teams lands separately
+        pass
+    else:
+        if TeamsPlatform.configured(ctx.settings):
+            platforms.append(TeamsPlatform.from_settings(ctx))
+    return platforms
+
+
+def build_app(
+    settings: Settings,
+    *,
+    assistant: Assistant | None = None,
+    platforms: Sequence[Platform] | None = None,
+    context: ServerContext | None = None,
+) -> FastAPI:
+    """The ASGI app. Tests pass an assistant with a fake model, or whole platforms."""
+    if context is None:
+        if assistant is None:
+            from bot.wiring import build_assistant
+
+            assistant = build_assistant(settings)
+        context = ServerContext(settings=settings, assistant=assistant)
+    ctx = context
+    chosen = list(platforms) if platforms is not None else configured_platforms(ctx)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not chosen:
+            log.warning("no chat platform is configured: serving /healthz and /metrics only (see README)")
+        for platform in chosen:
+            await platform.start()
+        try:
+            yield
+        finally:
+            for platform in reversed(chosen):
+                await platform.stop()
+            await ctx.background.drain()
+            await ctx.assistant.close()
+
+    app = FastAPI(title="chat2sql bot", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.context = ctx
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "platforms": [p.name for p in chosen], "in_flight": len(ctx.background)}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    for platform in chosen:
+        platform.mount(app)
+    return app
+
+
+def create_app() -> FastAPI:
+    """Factory for ASGI servers (``uvicorn --factory bot.server:create_app``) and Modal."""
+    return build_app(Settings())
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    app = build_app(settings)
+    uvicorn.run(app, host=settings.server_host, port=settings.server_port, log_config=None, access_log=False)
+    return 0
