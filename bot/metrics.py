@@ -15,7 +15,11 @@ class BotMetrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.ack_seconds = Histogram(
-            "chat2sql_bot_ack_seconds", "Request in to acknowledgement out.", ["platform", "kind"], buckets=ACK_BUCKETS, registry=r
+            "chat2sql_bot_ack_seconds",
+            "Request in to acknowledgement out.",
+            ["platform", "kind"],
+            buckets=ACK_BUCKETS,
+            registry=r,
         )
         self.answer_seconds = Histogram(
             "chat2sql_bot_answer_seconds",
@@ -25,15 +29,29 @@ class BotMetrics:
             registry=r,
         )
         self.replies = Counter(
-            "chat2sql_bot_replies_total", "Final replies by outcome (answer, text, error kind).", ["platform", "outcome"], registry=r
+            "chat2sql_bot_replies_total",
+            "Final replies by outcome (answer, text, error kind).",
+            ["platform", "outcome"],
+            registry=r,
         )
         self.duplicates = Counter(
-            "chat2sql_bot_duplicate_deliveries_total", "Platform retries of a delivery already taken.", ["platform"], registry=r
+            "chat2sql_bot_duplicate_deliveries_total",
+            "Platform retries of a delivery already taken.",
+            ["platform"],
+            registry=r,
         )
         self.rejected = Counter(
-            "chat2sql_bot_rejected_requests_total", "Requests refused before any work (signature, auth).", ["platform"], registry=r
+            "chat2sql_bot_rejected_requests_total",
+            "Requests refused before any work (signature, auth).",
+            ["platform"],
+            registry=r,
         )
         self.delivery_failures = Counter(
-            "chat2sql_bot_delivery_failures_total", "Replies the platform refused or that could not be sent.", ["platform"], registry=r
+            "chat2sql_bot_delivery_failures_total",
+            "Replies the platform refused or that could not be sent.",
+            ["platform"],
+            registry=r,
         )
-        self.in_flight = Gauge("chat2sql_bot_questions_in_flight", "Questions being answered now.", ["platform"], registry=r)
+        self.in_flight = Gauge(
+            "chat2sql_bot_questions_in_flight", "Questions being answered now.", ["platform"], registry=r
+        )

@@ -5,8 +5,9 @@ and answered (``audit_log``, plus ``feedback`` on those answers), who may query 
 database from which channel (``db_access`` and ``db_origin``), each channel's default
 database (``channel_defaults``), and the conversation state of the chat platforms: the last
 answer in each thread (``bot_threads``, the context of a follow-up) and the deliveries
-already taken (``claimed_deliveries``: a platform's retry of the same event answers once). Every replica of the bot sees the same rows, and the
-Alembic chain that upgrades the registry upgrades these tables too.
+already taken (``claimed_deliveries``: a platform's retry of the same event answers once).
+Every replica of the bot sees the same rows, and the Alembic chain that upgrades the
+registry upgrades these tables too.
 
 Access rules, in order: an explicit grant or revoke for the exact (platform, workspace,
 channel) wins; otherwise a database registered from chat is open to the workspace it was

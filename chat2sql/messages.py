@@ -124,3 +124,50 @@ def no_databases_here() -> str:
 
 def feedback_thanks(rating: str) -> str:
     return "Thanks for the feedback!" if rating == "up" else "Thanks — I stored your correction for review."
+
+
+# --- Slack ----------------------------------------------------------------------------------
+
+SLACK_WORKING = "⏳ Working on it…"
+SLACK_RUN_PREVIEW = "Run preview"
+SLACK_SHOW_SCHEMA = "Show schema"
+SLACK_CUT = "✂️ Cut to fit Slack's message limits."
+SLACK_MORE_ROWS = "the preview stops at its row limit; run the SQL yourself for everything"
+SLACK_CORRECTION_PROMPT = (
+    "What should the SQL have been? Paste the corrected query (optional): admins review corrections, "
+    "and they help the next answers."
+)
+SLACK_CORRECTION_TOO_LONG = "That is longer than a query we can keep; please shorten it."
+SLACK_THANKS_CORRECTION = "Thanks — your correction was recorded."
+SLACK_FILE_FAILED = "The full result could not be attached as a file."
+
+
+# --- Microsoft Teams --------------------------------------------------------------------------
+
+TEAMS_WORKING = "⏳ Working on it — this one takes a little longer. I'll post the answer here."
+TEAMS_RUN_PREVIEW = "Run preview"
+TEAMS_SHOW_SCHEMA = "Show schema"
+TEAMS_THUMBS_UP = "👍"
+TEAMS_THUMBS_DOWN = "👎"
+TEAMS_SEND_THUMBS_DOWN = "Send 👎"
+TEAMS_CORRECTION_PLACEHOLDER = "What should the SQL have been? (optional)"
+TEAMS_CORRECTION_TOO_LONG = "That correction is longer than a query we can keep; please shorten it."
+TEAMS_UNKNOWN_ACTION = "That button belongs to an older version of this app; ask the question again."
+TEAMS_NO_ROWS = "The query returned no rows."
+
+
+def teams_answer_title(database: str) -> str:
+    return f"SQL for **{database}**"
+
+
+def teams_preview_note(rows: int, elapsed_ms: float, *, more_rows: bool, cut: bool) -> str:
+    notes = [f"{rows} rows", f"{elapsed_ms:.0f} ms"]
+    if more_rows:
+        notes.append("the preview stops at its row limit")
+    if cut:
+        notes.append("✂️ cut to fit a Teams message")
+    return " · ".join(notes)
+
+
+def teams_schema_title(database: str) -> str:
+    return f"Schema of **{database}**"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REGISTRY_FILE = "registry.db"
@@ -117,8 +117,36 @@ class Settings(BaseSettings):
     )
 
     # --- Microsoft Teams (bot/teams) ------------------------------------------------------
+    teams_app_id: str | None = Field(
+        default=None, description="Microsoft App ID of the Azure Bot (the Entra app or managed identity client id)."
+    )
+    teams_app_password: SecretStr | None = Field(default=None, description="Client secret (auth type client_secret).")
+    teams_tenant_id: str | None = Field(default=None, description="Entra tenant of a single-tenant bot.")
+    teams_auth_type: Literal["client_secret", "user_managed_identity"] = Field(
+        default="client_secret", description="How the bot gets its Bot Connector tokens."
+    )
+    teams_allow_anonymous: bool = Field(
+        default=False,
+        description="DEVELOPMENT ONLY: accept /api/messages without a Bot Connector token (loud warning).",
+    )
+    teams_service_url: str | None = Field(
+        default=None,
+        description="Send every reply to this Bot Connector URL instead of the activity's (tests, emulators).",
+    )
+    teams_reply_window_s: float = Field(
+        default=10.0, gt=0, le=14, description="Answer within the turn if ready this soon (Teams allows 15 s)."
+    )
 
     # --- deployment (deploy/) ---------------------------------------------------------------
+    deploy_config: Path | None = Field(
+        default=None,
+        description="deploy/config.yaml: when set, the worker takes model, adapters and batching from it.",
+    )
+
+    @field_validator("deploy_config", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # CHAT2SQL_DEPLOY_CONFIG= (as in .env.example)
 
     @property
     def effective_registry_url(self) -> str:

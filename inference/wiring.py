@@ -53,5 +53,9 @@ def worker_options(settings: Settings) -> WorkerOptions:
 
 
 def build_worker_app(settings: Settings, *, load_engine: Callable[[], Engine] | None = None) -> FastAPI:
+    if settings.deploy_config is not None:  # deploy/config.yaml names the model and adapters
+        from deploy.config import settings_with_deploy_config
+
+        settings = settings_with_deploy_config(settings)
     worker = Worker(load_engine=load_engine or engine_loader(settings), options=worker_options(settings))
     return build_app(worker=worker, keys=KeyStore.open(settings), limiter=make_rate_limiter(settings.redis_url))

@@ -1,0 +1,515 @@
+"""The Slack app: Bolt's async app over the core, served at ``/slack/events``.
+
+Entry points, each acknowledged before anything slow (the answer runs in a background task):
+
+- ``/sql …``: the core's grammar. Answers go to the channel through the command's
+  ``response_url``; help, admin output and errors only to the user who asked.
+- @mentions: answered in a thread; a later message in that thread (no mention needed) is a
+  follow-up that keeps the thread's database and passes the last question and SQL along.
+- direct messages: every message is a question.
+- buttons: Run preview (a table in the answer's thread, the rows as CSV when they do not
+  fit), 👍, 👎 (a modal for the corrected SQL), Show schema.
+
+Slack retries an event it thinks was lost (``X-Slack-Retry-Num``); each message is claimed
+once in the registry database, so a retry never produces a second answer. Requests are
+verified by Bolt's signature check (HMAC over ``v0:{timestamp}:{body}``, five minutes'
+tolerance); nothing here can turn it off. Workspaces without a public URL use Socket Mode
+(``SLACK_APP_TOKEN``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request, Response
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import create_engine
+
+from bot.core.assistant import Reply
+from bot.server import ServerContext
+from bot.slack import blocks
+from bot.slack.oauth import BOT_SCOPES, InstallationStore, StateStore
+from bot.store import Where
+from chat2sql import messages
+from chat2sql.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+EVENTS_PATH = "/slack/events"
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
+MAX_CORRECTION_CHARS = 4000
+
+_CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>")
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|[^>]*)?>")
+
+
+def from_slack(text: str, *, bot_user_id: str | None = None) -> str:
+    """Slack's message markup back to what the user typed: the bot's own mention dropped,
+    ``<#C1|general>`` → ``C1`` (admin grant/revoke take channel ids), links unwrapped,
+    ``&lt; &gt; &amp;`` unescaped.
+
+    >>> from_slack("<@UBOT> db:shop how many orders &gt; 10?", bot_user_id="UBOT")
+    'db:shop how many orders > 10?'
+    >>> from_slack("admin grant shop <#C123|sales>")
+    'admin grant shop C123'
+    """
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>[:,]?", " ", text)
+    text = _CHANNEL.sub(r"\1", text)
+    text = _LINK.sub(r"\1", text)
+    return " ".join(text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").split())
+
+
+class Delivery(Protocol):
+    """Where a question's notices and its one final reply go."""
+
+    async def notice(self, text: str) -> None: ...
+
+    async def final(self, reply: Reply) -> None: ...
+
+
+class SlashDelivery:
+    """A ``/sql`` command: the answer to the channel, anything else to the asker alone."""
+
+    def __init__(self, respond: AsyncRespond, *, user: str, question: str) -> None:
+        self._respond = respond
+        self._user = user
+        self._question = question
+
+    async def notice(self, text: str) -> None:
+        await self._respond(text=text, response_type="ephemeral", replace_original=False)
+
+    async def final(self, reply: Reply) -> None:
+        if reply.answer is not None:
+            await self._respond(
+                text=blocks.answer_text(reply.answer),
+                blocks=blocks.answer_blocks(reply.answer, asked_by=self._user, question=self._question),
+                response_type="in_channel",
+                replace_original=False,
+            )
+        else:
+            await self._respond(
+                text=reply.text[: blocks.MAX_TEXT_CHARS],
+                blocks=blocks.text_blocks(reply.text),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+
+
+class ThreadDelivery:
+    """A mention or a message: replies in its thread (a DM's top level when it has none)."""
+
+    def __init__(self, client: AsyncWebClient, *, channel: str, thread_ts: str | None, user: str) -> None:
+        self._client = client
+        self._channel = channel
+        self._thread_ts = thread_ts
+        self._user = user
+
+    async def notice(self, text: str) -> None:
+        await self._client.chat_postEphemeral(
+            channel=self._channel, user=self._user, text=text, thread_ts=self._thread_ts
+        )
+
+    async def final(self, reply: Reply) -> None:
+        if reply.answer is not None:
+            text, content = blocks.answer_text(reply.answer), blocks.answer_blocks(reply.answer)
+        else:
+            text, content = reply.text[: blocks.MAX_TEXT_CHARS], blocks.text_blocks(reply.text)
+        if reply.error_kind == "RateLimited":  # only the asker needs to know
+            await self._client.chat_postEphemeral(
+                channel=self._channel, user=self._user, thread_ts=self._thread_ts, text=text, blocks=content
+            )
+        else:
+            await self._client.chat_postMessage(
+                channel=self._channel, thread_ts=self._thread_ts, text=text, blocks=content
+            )
+
+
+class SlackPlatform:
+    name = PLATFORM
+
+    def __init__(self, ctx: ServerContext, bolt: AsyncApp, *, app_token: str | None = None, http: bool = True) -> None:
+        self.ctx = ctx
+        self.bolt = bolt
+        self._app_token = app_token
+        self._http = http
+        self._handler = AsyncSlackRequestHandler(bolt)
+        self._socket: Any = None
+        self._stores: list[InstallationStore | StateStore] = []
+        _register(bolt, self)
+
+    # --- set-up -------------------------------------------------------------------------
+
+    @staticmethod
+    def configured(settings: Settings) -> bool:
+        oauth = bool(settings.slack_client_id and settings.slack_client_secret)
+        http = bool(settings.slack_signing_secret and (settings.slack_bot_token or oauth))
+        socket = bool(settings.slack_app_token and settings.slack_bot_token)
+        return http or socket
+
+    @classmethod
+    def from_settings(cls, ctx: ServerContext) -> SlackPlatform:
+        s = ctx.settings
+        secret = s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None
+        client = AsyncWebClient(base_url=s.slack_api_url)
+        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+        bolt_log = logging.getLogger("bot.slack.bolt")
+        stores: list[InstallationStore | StateStore] = []
+        if s.slack_client_id and s.slack_client_secret:
+            engine = create_engine(s.effective_registry_url, pool_pre_ping=True)
+            installations = InstallationStore(client_id=s.slack_client_id, engine=engine)
+            states = StateStore(engine=engine)
+            stores = [installations, states]
+            flow = AsyncOAuthFlow(
+                client=client,
+                logger=bolt_log,
+                settings=AsyncOAuthSettings(
+                    client_id=s.slack_client_id,
+                    client_secret=s.slack_client_secret.get_secret_value(),
+                    scopes=list(BOT_SCOPES),
+                    installation_store=installations,
+                    state_store=states,
+                    install_path=INSTALL_PATH,
+                    redirect_uri_path=REDIRECT_PATH,
+                ),
+            )
+            bolt = AsyncApp(signing_secret=secret or "", oauth_flow=flow, client=client, logger=bolt_log)
+        else:
+            assert s.slack_bot_token is not None
+            client.token = s.slack_bot_token.get_secret_value()
+            bolt = AsyncApp(signing_secret=secret or "", client=client, logger=bolt_log)
+        app_token = s.slack_app_token.get_secret_value() if s.slack_app_token else None
+        platform = cls(ctx, bolt, app_token=app_token, http=secret is not None)
+        platform._stores = stores
+        return platform
+
+    def mount(self, app: FastAPI) -> None:
+        if not self._http:
+            log.warning(
+                "SLACK_SIGNING_SECRET is not set: /slack/events is off, Slack reaches us through Socket Mode only"
+            )
+            return
+
+        async def events(request: Request) -> Response:
+            started = time.perf_counter()
+            response = await self._handler.handle(request)
+            kind = _kind(request.headers.get("content-type", ""), request.headers.get("x-slack-retry-num"))
+            self.ctx.metrics.ack_seconds.labels(PLATFORM, kind).observe(time.perf_counter() - started)
+            if response.status_code == 401:
+                self.ctx.metrics.rejected.labels(PLATFORM).inc()
+            return response
+
+        app.add_api_route(EVENTS_PATH, events, methods=["POST"], include_in_schema=False)
+        if self.bolt.oauth_flow is not None:
+
+            async def oauth(request: Request) -> Response:
+                return await self._handler.handle(request)
+
+            app.add_api_route(INSTALL_PATH, oauth, methods=["GET"], include_in_schema=False)
+            app.add_api_route(REDIRECT_PATH, oauth, methods=["GET"], include_in_schema=False)
+
+    async def start(self) -> None:
+        for store in self._stores:
+            await asyncio.to_thread(store.create_tables)
+        if self._app_token:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            self._socket = AsyncSocketModeHandler(self.bolt, self._app_token, web_client=self.bolt.client)
+            await self._socket.connect_async()
+            log.info("connected to Slack through Socket Mode")
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
+
+    # --- questions ----------------------------------------------------------------------
+
+    def ask(self, text: str, where: Where, delivery: Delivery) -> None:
+        """Answer in the background: the caller has acknowledged (or is about to)."""
+        self.ctx.background.spawn(self._answer(text, where, delivery), name="slack-answer")
+
+    async def _answer(self, text: str, where: Where, delivery: Delivery) -> None:
+        metrics = self.ctx.metrics
+        started = time.perf_counter()
+        metrics.in_flight.labels(PLATFORM).inc()
+        try:
+            try:
+                reply = await self.ctx.assistant.handle(text, where, notify=delivery.notice)
+            except Exception:  # the core answers every failure itself; this is a last resort
+                log.exception("the assistant failed")
+                reply = Reply(kind="error", text=messages.user_message(Exception()), error_kind="internal")
+            metrics.replies.labels(PLATFORM, reply.kind if reply.kind != "error" else reply.error_kind or "error").inc()
+            await self._send(delivery.final(reply))
+        finally:
+            metrics.in_flight.labels(PLATFORM).dec()
+            metrics.answer_seconds.labels(PLATFORM).observe(time.perf_counter() - started)
+
+    async def _send(self, call: Awaitable[Any]) -> bool:
+        """Make one Slack call; a failure is logged and counted, never raised."""
+        try:
+            await call
+            return True
+        except (TimeoutError, SlackApiError, SlackClientError, OSError) as err:
+            self.ctx.metrics.delivery_failures.labels(PLATFORM).inc()
+            log.warning("a Slack reply could not be delivered", extra={"fields": {"error": _api_error(err)}})
+            return False
+
+    async def claim(self, key: str) -> bool:
+        """First delivery of ``key``? Retries (``X-Slack-Retry-Num``) and the twin
+        ``message``/``app_mention`` events of one message are answered once."""
+        fresh = await asyncio.to_thread(self.ctx.assistant.store.claim, key)
+        if not fresh:
+            self.ctx.metrics.duplicates.labels(PLATFORM).inc()
+        return fresh
+
+    # --- buttons ------------------------------------------------------------------------
+
+    async def preview(self, audit_id: int, where: Where, place: _Place) -> None:
+        result = await self.ctx.assistant.preview(audit_id, where)
+        content, incomplete = blocks.preview_blocks(result)
+        await self._post_in_thread(place, content, text=result.text or "Preview")
+        if incomplete:
+            upload = place.client.files_upload_v2(
+                channel=place.channel,
+                thread_ts=place.thread_ts,
+                content=blocks.preview_csv(result),
+                filename=f"preview-{audit_id}.csv",
+                title=f"Preview of answer {audit_id}",
+            )
+            if not await self._send(upload):
+                await self._post_in_thread(
+                    place, [blocks.context(messages.SLACK_FILE_FAILED)], text=messages.SLACK_FILE_FAILED
+                )
+
+    async def schema(self, database: str, where: Where, place: _Place) -> None:
+        try:
+            text = await asyncio.to_thread(self.ctx.assistant.schema_text, database, where)
+        except Exception as err:  # UnknownDatabase, NotAllowedHere…: their own sentence
+            await self._ephemeral(place, messages.user_message(err))
+            return
+        await self._post_in_thread(place, blocks.schema_blocks(database, text), text=f"Schema of {database}")
+
+    async def feedback(self, audit_id: int, where: Where, place: _Place, rating: Any, corrected: str | None) -> None:
+        reply = await asyncio.to_thread(self.ctx.assistant.feedback, audit_id, where, rating, corrected)
+        await self._ephemeral(
+            place, messages.SLACK_THANKS_CORRECTION if corrected and reply.kind != "error" else reply.text
+        )
+
+    async def _post_in_thread(self, place: _Place, content: list[blocks.Block], *, text: str) -> None:
+        post = place.client.chat_postMessage(
+            channel=place.channel, thread_ts=place.thread_ts, blocks=content, text=text
+        )
+        if not await self._send(post) and place.respond is not None:
+            # Not a member of the channel (an answer sent through a response_url): reply the same way.
+            await self._send(
+                place.respond(blocks=content, text=text, response_type="in_channel", replace_original=False)
+            )
+
+    async def _ephemeral(self, place: _Place, text: str) -> None:
+        if place.respond is not None:
+            await self._send(place.respond(text=text, response_type="ephemeral", replace_original=False))
+        else:
+            await self._send(
+                place.client.chat_postEphemeral(
+                    channel=place.channel, user=place.user, text=text, thread_ts=place.thread_ts
+                )
+            )
+
+
+class _Place:
+    """Where a button's results go: the answer's thread (and its response_url as a fallback)."""
+
+    def __init__(
+        self, client: AsyncWebClient, *, channel: str, thread_ts: str | None, user: str, respond: AsyncRespond | None
+    ) -> None:
+        self.client = client
+        self.channel = channel
+        self.thread_ts = thread_ts
+        self.user = user
+        self.respond = respond
+
+
+def _kind(content_type: str, retry: str | None) -> str:
+    if retry:
+        return "retry"
+    return "event" if content_type.startswith("application/json") else "command_or_action"
+
+
+def _api_error(err: BaseException) -> str:
+    if isinstance(err, SlackApiError):
+        return str(err.response.get("error", "unknown"))
+    return type(err).__name__
+
+
+def _where_of_action(body: dict[str, Any]) -> tuple[Where, str, str | None]:
+    """(scope, channel, thread) of a button click on an answer message."""
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id", "")
+    thread_ts = (
+        message.get("thread_ts") or container.get("thread_ts") or message.get("ts") or container.get("message_ts")
+    )
+    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id", "")
+    where = Where(platform=PLATFORM, workspace=team, channel=channel, user_id=body["user"]["id"], thread=thread_ts)
+    return where, channel, thread_ts
+
+
+def _audit_id(value: str) -> int | None:
+    return int(value) if value.isdigit() else None
+
+
+def _register(bolt: AsyncApp, platform: SlackPlatform) -> None:
+    """The listeners. Each acknowledges first; anything slow goes to the background."""
+    spawn: Callable[..., Any] = platform.ctx.background.spawn
+
+    @bolt.command("/sql")
+    async def on_sql(ack: Any, command: dict[str, Any], respond: AsyncRespond) -> None:
+        text = from_slack(command.get("text", ""))
+        await ack(text=messages.SLACK_WORKING, response_type="ephemeral")
+        where = Where(
+            platform=PLATFORM, workspace=command["team_id"], channel=command["channel_id"], user_id=command["user_id"]
+        )
+        platform.ask(text, where, SlashDelivery(respond, user=command["user_id"], question=text))
+
+    @bolt.event("app_mention")
+    async def on_mention(event: dict[str, Any], body: dict[str, Any], context: Any, client: AsyncWebClient) -> None:
+        channel, ts = event["channel"], event["ts"]
+        if not await platform.claim(f"slack:{body.get('team_id', '')}:{channel}:{ts}"):
+            return
+        thread_ts = event.get("thread_ts") or ts
+        where = Where(
+            platform=PLATFORM,
+            workspace=body.get("team_id", ""),
+            channel=channel,
+            user_id=event["user"],
+            thread=thread_ts,
+        )
+        text = from_slack(event.get("text", ""), bot_user_id=context.bot_user_id)
+        platform.ask(text, where, ThreadDelivery(client, channel=channel, thread_ts=thread_ts, user=event["user"]))
+
+    @bolt.event("message")
+    async def on_message(event: dict[str, Any], body: dict[str, Any], context: Any, client: AsyncWebClient) -> None:
+        if event.get("subtype") or event.get("bot_id") or "user" not in event:
+            return  # edits, joins, bots (ourselves included)
+        text = event.get("text", "")
+        if context.bot_user_id and f"<@{context.bot_user_id}" in text and event.get("channel_type") != "im":
+            return  # the app_mention event of the same message answers it
+        channel, ts, thread_ts = event["channel"], event["ts"], event.get("thread_ts")
+        where = Where(
+            platform=PLATFORM,
+            workspace=body.get("team_id", ""),
+            channel=channel,
+            user_id=event["user"],
+            thread=thread_ts,
+        )
+        # A channel message is ours only as a follow-up in a thread we answered in.
+        if event.get("channel_type") != "im" and (
+            not thread_ts or await asyncio.to_thread(platform.ctx.assistant.store.last_turn, where) is None
+        ):
+            return
+        if not await platform.claim(f"slack:{body.get('team_id', '')}:{channel}:{ts}"):
+            return
+        question = from_slack(text, bot_user_id=context.bot_user_id)
+        platform.ask(question, where, ThreadDelivery(client, channel=channel, thread_ts=thread_ts, user=event["user"]))
+
+    @bolt.event("app_uninstalled")
+    @bolt.event("tokens_revoked")
+    async def on_uninstalled(body: dict[str, Any]) -> None:
+        store = bolt.installation_store
+        if store is not None:
+            await store.async_delete_all(enterprise_id=body.get("enterprise_id"), team_id=body.get("team_id"))
+
+    def _place(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond | None) -> tuple[Where, _Place]:
+        where, channel, thread_ts = _where_of_action(body)
+        return where, _Place(client, channel=channel, thread_ts=thread_ts, user=where.user_id, respond=respond)
+
+    @bolt.action(blocks.PREVIEW)
+    async def on_preview(
+        ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        audit_id = _audit_id(action.get("value", ""))
+        if audit_id is not None:
+            where, place = _place(body, client, respond)
+            spawn(platform.preview(audit_id, where, place), name="slack-preview")
+
+    @bolt.action(blocks.UP)
+    async def on_up(
+        ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        audit_id = _audit_id(action.get("value", ""))
+        if audit_id is not None:
+            where, place = _place(body, client, respond)
+            spawn(platform.feedback(audit_id, where, place, "up", None), name="slack-feedback")
+
+    @bolt.action(blocks.DOWN)
+    async def on_down(ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        audit_id = _audit_id(action.get("value", ""))
+        if audit_id is None:
+            return
+        _, channel, thread_ts = _where_of_action(body)
+        view = blocks.correction_modal(audit_id, channel=channel, thread_ts=thread_ts)
+        await platform._send(client.views_open(trigger_id=body["trigger_id"], view=view))  # trigger ids live 3 s
+
+    @bolt.view(blocks.CORRECTION)
+    async def on_correction(ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+        values = view.get("state", {}).get("values", {})
+        corrected = (
+            values.get(blocks.CORRECTION_BLOCK, {}).get(blocks.CORRECTION_INPUT, {}).get("value") or ""
+        ).strip()
+        if len(corrected) > MAX_CORRECTION_CHARS:
+            await ack(response_action="errors", errors={blocks.CORRECTION_BLOCK: messages.SLACK_CORRECTION_TOO_LONG})
+            return
+        await ack()
+        meta = json.loads(view.get("private_metadata") or "{}")
+        audit_id = meta.get("audit_id")
+        if not isinstance(audit_id, int):
+            return
+        user = body["user"]["id"]
+        team = (body.get("team") or {}).get("id") or body["user"].get("team_id", "")
+        where = Where(platform=PLATFORM, workspace=team, channel=meta.get("channel", ""), user_id=user)
+        place = _Place(
+            client, channel=meta.get("channel", ""), thread_ts=meta.get("thread_ts"), user=user, respond=None
+        )
+        spawn(platform.feedback(audit_id, where, place, "down", corrected or None), name="slack-feedback")
+
+    @bolt.view_closed(blocks.CORRECTION)
+    async def on_correction_cancelled(
+        ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()  # 👎 without a correction is still a 👎
+        meta = json.loads(view.get("private_metadata") or "{}")
+        if isinstance(meta.get("audit_id"), int):
+            user = body["user"]["id"]
+            team = (body.get("team") or {}).get("id") or body["user"].get("team_id", "")
+            where = Where(platform=PLATFORM, workspace=team, channel=meta.get("channel", ""), user_id=user)
+            place = _Place(
+                client, channel=meta.get("channel", ""), thread_ts=meta.get("thread_ts"), user=user, respond=None
+            )
+            spawn(platform.feedback(meta["audit_id"], where, place, "down", None), name="slack-feedback")
+
+    @bolt.action(blocks.SCHEMA)
+    async def on_schema(
+        ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        where, place = _place(body, client, respond)
+        spawn(platform.schema(action.get("value", ""), where, place), name="slack-schema")
