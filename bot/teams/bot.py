@@ -1,0 +1,318 @@
+"""The Teams turn: one activity in, the core's reply out as an Adaptive Card or text.
+
+Rules: in a team channel or a group chat the bot answers only when @mentioned (the
+mention is stripped); in a 1:1 chat every message is a question. Card buttons come back
+as messages whose ``value`` carries ``{"chat2sql": ACTION, ...}``. A typing indicator goes
+out at once; an answer ready within ``reply_window_s`` is posted in the turn, otherwise
+the turn ends with a short "working on it" and the answer follows as a proactive message
+through the conversation reference kept in the registry database. Each question gets
+exactly one final reply: whoever holds the question's outbox lock sends it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from microsoft_agents.activity import (
+    Activity,
+    ActivityTypes,
+    Attachment,
+    ConversationReference,
+    TextFormatTypes,
+)
+from microsoft_agents.hosting.core import ChannelAdapter, TurnContext
+from microsoft_agents.hosting.core.authorization import ClaimsIdentity
+
+from bot.core.assistant import Assistant, Reply
+from bot.metrics import BotMetrics
+from bot.server import Background
+from bot.store import Where
+from bot.teams import cards
+from bot.teams.store import Pending, TeamsStore
+from chat2sql import errors, messages
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "teams"
+REPLY_WINDOW_S = 10.0  # Teams expects the first reply within 15 s
+_MESSAGE_ID = re.compile(r";messageid=(?P<id>[^;]+)", re.I)
+_ADMIN_HERE = re.compile(r"^(?P<head>\s*admin\s+(?:grant|revoke)\s+\S+\s+)here\s*$", re.I)
+
+# The identity a proactive turn runs as (an empty ClaimsIdentity: anonymous, no token).
+ClaimsFactory = Callable[[], ClaimsIdentity]
+
+
+class _Outbox:
+    """Where one question's messages go: into its turn while the turn lasts, then proactively."""
+
+    def __init__(self, context: TurnContext, proactive: Callable[[Activity], Awaitable[bool]]) -> None:
+        self.context: TurnContext | None = context
+        self.proactive = proactive
+        self.lock = asyncio.Lock()
+        self.final_sent = False
+        self.notified = False
+        self.pending_id: int | None = None
+
+    async def send(self, activity: Activity) -> bool:
+        if self.context is not None:
+            await self.context.send_activity(activity)
+            return True
+        return await self.proactive(activity)
+
+    async def notify(self, text: str) -> None:
+        """The core's interim notice (a worker warming up); it replaces "working on it"."""
+        async with self.lock:
+            if self.final_sent:
+                return
+            self.notified = True
+            await self.send(_text(text))
+
+
+class TeamsBot:
+    """The SDK's ``Agent``: ``on_turn`` for each activity, plus proactive delivery."""
+
+    def __init__(
+        self,
+        *,
+        assistant: Assistant,
+        store: TeamsStore,
+        adapter: ChannelAdapter,
+        claims: ClaimsFactory,
+        metrics: BotMetrics,
+        background: Background,
+        reply_window_s: float = REPLY_WINDOW_S,
+    ) -> None:
+        self._assistant = assistant
+        self._store = store
+        self._adapter = adapter
+        self._claims = claims
+        self._metrics = metrics
+        self._background = background
+        self.reply_window_s = reply_window_s
+
+    # --- the turn -----------------------------------------------------------------------
+
+    async def on_turn(self, context: TurnContext) -> None:
+        activity = context.activity
+        if activity.type not in (ActivityTypes.message, ActivityTypes.conversation_update):
+            return
+        if activity.conversation is None or not activity.conversation.id:
+            return
+        await asyncio.to_thread(
+            self._store.save_reference,
+            activity.conversation.id,
+            activity.get_conversation_reference().model_dump_json(by_alias=True, exclude_none=True),
+        )
+        if activity.type != ActivityTypes.message:
+            return
+        value = activity.value
+        if isinstance(value, dict) and "chat2sql" in value:
+            if await self._first_delivery(activity):
+                await self._on_action(context, value)
+            return
+        text = question_text(activity)
+        if text is None or not await self._first_delivery(activity):
+            return
+        where = where_of(activity)
+        match = _ADMIN_HERE.match(text)
+        if match:  # "admin grant NAME here": Teams users cannot see a channel's id
+            text = match["head"] + where.channel
+        await context.send_activity(Activity(type=ActivityTypes.typing))
+        await self._question(context, text, where)
+
+    async def _first_delivery(self, activity: Activity) -> bool:
+        """False for the Bot Connector's retry of an activity already taken."""
+        if not activity.id or activity.conversation is None:
+            return True
+        key = f"{PLATFORM}:{activity.conversation.id}:{activity.id}"
+        first = await asyncio.to_thread(self._assistant.store.claim, key)
+        if not first:
+            self._metrics.duplicates.labels(PLATFORM).inc()
+        return first
+
+    # --- questions ----------------------------------------------------------------------
+
+    async def _question(self, context: TurnContext, text: str, where: Where) -> None:
+        activity = context.activity
+        assert activity.conversation is not None
+        conversation_id, reply_to = activity.conversation.id, activity.id
+
+        async def proactive(out: Activity) -> bool:
+            return await self.send_proactive(conversation_id, reply_to, out)
+
+        outbox = _Outbox(context, proactive)
+        task = self._background.spawn(self._produce(outbox, text, where), name="teams-answer")
+        done, _ = await asyncio.wait({task}, timeout=self.reply_window_s)
+        if task in done:
+            return
+        async with outbox.lock:
+            if outbox.final_sent:
+                return
+            outbox.pending_id = await asyncio.to_thread(
+                self._store.add_pending, conversation_id=conversation_id, activity_id=reply_to, text=text, where=where
+            )
+            try:
+                if not outbox.notified:
+                    await context.send_activity(_text(messages.TEAMS_WORKING))
+            finally:
+                outbox.context = None  # the turn ends here: the rest goes proactively
+
+    async def _produce(self, outbox: _Outbox, text: str, where: Where) -> None:
+        reply, started = await self._ask(text, where, outbox.notify)
+        async with outbox.lock:
+            owed = outbox.pending_id if outbox.context is None else None
+            if owed is not None and not await asyncio.to_thread(self._store.take_pending, owed):
+                return  # a restarted replica answered it already
+            await self._final(outbox.send, reply, started)
+            outbox.final_sent = True
+
+    async def resume(self, pending: Pending) -> None:
+        """Answer a question whose answer a restart lost (see ``TeamsStore.pending``)."""
+        reply, started = await self._ask(pending.text, pending.where, None)
+        if not await asyncio.to_thread(self._store.take_pending, pending.id):
+            return
+
+        async def send(out: Activity) -> bool:
+            return await self.send_proactive(pending.conversation_id, pending.activity_id, out)
+
+        await self._final(send, reply, started)
+
+    async def _ask(
+        self, text: str, where: Where, notify: Callable[[str], Awaitable[None]] | None
+    ) -> tuple[Reply, float]:
+        started = time.perf_counter()
+        gauge = self._metrics.in_flight.labels(PLATFORM)
+        gauge.inc()
+        try:
+            return await self._assistant.handle(text, where, notify=notify), started
+        except Exception:  # the core turns its own errors into replies; this is a bug
+            log.exception("teams question failed")
+            return Reply(kind="error", text=messages.user_message(Exception()), error_kind="internal"), started
+        finally:
+            gauge.dec()
+
+    async def _final(self, send: Callable[[Activity], Awaitable[bool]], reply: Reply, started: float) -> None:
+        outcome = reply.kind if reply.kind != "error" else reply.error_kind or "error"
+        try:
+            sent = await send(render(reply))
+        except Exception:
+            log.warning("teams reply could not be sent", exc_info=True)
+            sent = False
+        if not sent:
+            self._metrics.delivery_failures.labels(PLATFORM).inc()
+        self._metrics.replies.labels(PLATFORM, outcome).inc()
+        self._metrics.answer_seconds.labels(PLATFORM).observe(time.perf_counter() - started)
+
+    # --- card buttons ---------------------------------------------------------------------
+
+    async def _on_action(self, context: TurnContext, value: dict[str, Any]) -> None:
+        where = where_of(context.activity)
+        action = value.get("chat2sql")
+        try:
+            audit_id = int(value.get("audit_id", ""))
+        except (TypeError, ValueError):
+            action = None
+        if action not in cards.ACTIONS:
+            await context.send_activity(_text(messages.TEAMS_UNKNOWN_ACTION))
+            return
+        await context.send_activity(Activity(type=ActivityTypes.typing))
+        try:
+            out = await self._action(action, audit_id, value, where)
+        except errors.Chat2SQLError as err:
+            out = _text(messages.user_message(err))
+        except Exception:
+            log.exception("teams card action failed")
+            out = _text(messages.user_message(Exception()))
+        await context.send_activity(out)
+
+    async def _action(self, action: str, audit_id: int, value: dict[str, Any], where: Where) -> Activity:
+        if action == "preview":
+            preview = await self._assistant.preview(audit_id, where)
+            return _card(cards.preview_card(preview)) if preview.ok else _text(preview.text)
+        if action == "schema":
+            entry = await asyncio.to_thread(self._assistant.store.get, audit_id)
+            database = entry.database if entry and entry.database else str(value.get("database", ""))
+            schema = await asyncio.to_thread(self._assistant.schema_text, database, where)
+            return _card(cards.schema_card(database, schema))
+        rating: Literal["up", "down"] = "up" if action == "up" else "down"
+        corrected = str(value.get("corrected_sql") or "").strip() or None if rating == "down" else None
+        if corrected is not None and len(corrected) > cards.MAX_CORRECTION_CHARS:
+            return _text(messages.TEAMS_CORRECTION_TOO_LONG)
+        reply = await asyncio.to_thread(self._assistant.feedback, audit_id, where, rating, corrected)
+        return _text(reply.text)
+
+    # --- proactive messages ---------------------------------------------------------------
+
+    async def send_proactive(self, conversation_id: str, reply_to: str | None, activity: Activity) -> bool:
+        """Post ``activity`` into a conversation outside any turn (as a reply to ``reply_to``)."""
+        stored = await asyncio.to_thread(self._store.reference, conversation_id)
+        if stored is None:
+            log.warning("no conversation reference for a proactive reply")
+            return False
+        continuation = ConversationReference.model_validate_json(stored).get_continuation_activity()
+        continuation.id = reply_to  # the reply threads under the question
+        sent = False
+
+        async def callback(context: TurnContext) -> None:
+            nonlocal sent
+            await context.send_activity(activity)
+            sent = True
+
+        await self._adapter.continue_conversation_with_claims(self._claims(), continuation, callback)
+        return sent
+
+
+# --- translation ----------------------------------------------------------------------------
+
+
+def question_text(activity: Activity) -> str | None:
+    """The question in a message, or None when the bot was not addressed."""
+    conversation_type = activity.conversation.conversation_type if activity.conversation else None
+    if conversation_type != "personal" and not activity.is_recipient_mentioned():
+        return None
+    text = activity.remove_recipient_mention() if activity.is_recipient_mentioned() else activity.text or ""
+    text = html.unescape(re.sub(r"</?(?:p|div|span|br)\b[^>]*>", " ", text)).replace("\xa0", " ")
+    return text.strip()
+
+
+def where_of(activity: Activity) -> Where:
+    """Scope of a Teams activity: tenant, conversation without its ``;messageid=``, AAD user,
+    and in a channel the reply chain's root message (follow-ups in a thread keep context)."""
+    conversation = activity.conversation
+    assert conversation is not None
+    channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    tenant = conversation.tenant_id or (channel_data.get("tenant") or {}).get("id") or "unknown"
+    sender = activity.from_property
+    user = (sender.aad_object_id or sender.id) if sender else "unknown"
+    thread = None
+    if conversation.conversation_type == "channel":
+        root = _MESSAGE_ID.search(conversation.id)
+        thread = root["id"] if root else activity.id
+    return Where(
+        platform=PLATFORM,
+        workspace=str(tenant),
+        channel=conversation.id.split(";", 1)[0],
+        user_id=str(user),
+        thread=thread,
+    )
+
+
+def render(reply: Reply) -> Activity:
+    if reply.answer is not None:
+        return _card(cards.answer_card(reply.answer))
+    return _text(reply.text)
+
+
+def _text(text: str) -> Activity:
+    return Activity(type=ActivityTypes.message, text=text, text_format=TextFormatTypes.markdown)
+
+
+def _card(card: cards.Card) -> Activity:
+    attachment = Attachment(content_type=cards.CONTENT_TYPE, content=card)
+    return Activity(type=ActivityTypes.message, attachments=[attachment])

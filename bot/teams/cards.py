@@ -1,0 +1,145 @@
+"""Adaptive Cards (schema 1.5, what Teams renders) for answers, previews and schemas.
+
+Cards are plain dicts: the SDK carries them as an attachment's content. Card buttons are
+``Action.Submit``; Teams posts their ``data`` (plus the card's inputs) back as a message
+whose ``value`` is that dict, tagged ``{"chat2sql": ACTION, "audit_id": N}``.
+A preview table stops adding rows when the card nears ``MAX_CARD_BYTES``, far under Teams'
+~100 KB message limit, and says so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from bot.core.assistant import Answer, PreviewReply
+from chat2sql import messages
+
+CARD_VERSION = "1.5"
+CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+MAX_CARD_BYTES = 40_000  # Teams refuses messages over ~100 KB; keep far under its 80 KB advice
+MAX_COLUMNS = 12  # a wider Table is unreadable in a chat pane
+MAX_CELL_CHARS = 200
+MAX_SCHEMA_CHARS = 20_000
+MAX_CORRECTION_CHARS = 10_000
+ACTIONS = ("preview", "up", "down", "schema")
+
+Card = dict[str, Any]
+
+
+def answer_card(answer: Answer) -> Card:
+    facts = [
+        {"title": "Database", "value": answer.database},
+        {"title": "Latency", "value": f"{answer.latency_ms:.0f} ms" + (" (cached)" if answer.cache_hit else "")},
+        {"title": "Trace", "value": answer.trace_id},
+    ]
+    body: list[Card] = [
+        _text(messages.teams_answer_title(answer.database), weight="Bolder"),
+        _code(answer.sql),
+        {"type": "FactSet", "facts": facts},
+    ]
+    body += [_text(f"⚠️ {w}", color="Warning") for w in answer.warnings]
+    ref = {"audit_id": answer.audit_id}
+    correction = {
+        "type": "AdaptiveCard",
+        "body": [
+            {
+                "type": "Input.Text",
+                "id": "corrected_sql",
+                "isMultiline": True,
+                "maxLength": MAX_CORRECTION_CHARS,
+                "placeholder": messages.TEAMS_CORRECTION_PLACEHOLDER,
+            }
+        ],
+        "actions": [_submit(messages.TEAMS_SEND_THUMBS_DOWN, {"chat2sql": "down", **ref})],
+    }
+    actions = [
+        _submit(messages.TEAMS_RUN_PREVIEW, {"chat2sql": "preview", **ref}),
+        _submit(messages.TEAMS_THUMBS_UP, {"chat2sql": "up", **ref}),
+        {"type": "Action.ShowCard", "title": messages.TEAMS_THUMBS_DOWN, "card": correction},
+        _submit(messages.TEAMS_SHOW_SCHEMA, {"chat2sql": "schema", "database": answer.database, **ref}),
+    ]
+    return _card(body, actions)
+
+
+def preview_card(preview: PreviewReply) -> Card:
+    """The preview as a Table, as many rows as fit; ``preview.ok`` must be true."""
+    columns = list(preview.columns[:MAX_COLUMNS])
+    if not preview.rows:
+        return _card([_text(messages.TEAMS_NO_ROWS)])
+    header = _row(columns, bold=True)
+    rows: list[Card] = [header]
+    used = _size(_card([_table(columns, rows), _text(" " * 200)]))
+    cut = len(preview.columns) > MAX_COLUMNS
+    for values in preview.rows:
+        row = _row(values[:MAX_COLUMNS])
+        grown = len(json.dumps(row, ensure_ascii=False).encode()) + 1
+        if used + grown > MAX_CARD_BYTES:
+            cut = True
+            break
+        rows.append(row)
+        used += grown
+    note = messages.teams_preview_note(len(rows) - 1, preview.elapsed_ms, more_rows=preview.truncated, cut=cut)
+    return _card([_table(columns, rows), _text(note, isSubtle=True, size="Small")])
+
+
+def schema_card(database: str, schema_text: str) -> Card:
+    cut = len(schema_text) > MAX_SCHEMA_CHARS
+    text = schema_text[:MAX_SCHEMA_CHARS] + ("\n…" if cut else "")
+    return _card([_text(messages.teams_schema_title(database), weight="Bolder"), _code(text)])
+
+
+def card_bytes(card: Card) -> int:
+    return _size(card)
+
+
+# --- elements -----------------------------------------------------------------------------
+
+
+def _card(body: Sequence[Card], actions: Sequence[Card] = ()) -> Card:
+    card: Card = {"type": "AdaptiveCard", "$schema": CARD_SCHEMA, "version": CARD_VERSION, "body": list(body)}
+    if actions:
+        card["actions"] = list(actions)
+    return card
+
+
+def _text(text: str, **style: Any) -> Card:
+    return {"type": "TextBlock", "text": text, "wrap": True, **style}
+
+
+def _code(text: str) -> Card:
+    """Monospace text runs: unlike a TextBlock, no markdown mangles ``*`` or ``_`` in SQL."""
+    return {"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": text, "fontType": "Monospace"}]}
+
+
+def _submit(title: str, data: dict[str, Any]) -> Card:
+    return {"type": "Action.Submit", "title": title, "data": data}
+
+
+def _table(columns: Sequence[str], rows: list[Card]) -> Card:
+    return {
+        "type": "Table",
+        "firstRowAsHeaders": True,
+        "showGridLines": True,
+        "columns": [{"width": 1} for _ in columns],
+        "rows": rows,
+    }
+
+
+def _row(values: Sequence[Any], *, bold: bool = False) -> Card:
+    style = {"weight": "Bolder"} if bold else {}
+    return {
+        "type": "TableRow",
+        "cells": [{"type": "TableCell", "items": [_text(_cell(v), **style)]} for v in values],
+    }
+
+
+def _cell(value: Any) -> str:
+    text = "NULL" if value is None else str(value)
+    return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"
+
+
+def _size(card: Card) -> int:
+    return len(json.dumps(card, ensure_ascii=False).encode())
