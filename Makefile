@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) -m bench.schemas_bench
 	$(PY) -m bench.inference_bench
 	$(PY) -m bench.core_bench
+	$(PY) -m bench.slack_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -33,7 +33,11 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
         from bot.server import serve
 
         overrides = {k: v for k, v in (("server_host", args.host), ("server_port", args.port)) if v is not None}
-        return serve(settings.model_copy(update=overrides) if overrides else settings)
+        try:
+            return serve(settings.model_copy(update=overrides) if overrides else settings)
+        except (Chat2SQLError, ValueError) as err:  # configuration: one line, no traceback
+            print(f"error: {user_message(err) if isinstance(err, Chat2SQLError) else err}", file=sys.stderr)
+            return 1
     try:
         return int(asyncio.run(args.handler(args, settings)))
     except Chat2SQLError as err:

@@ -31,6 +31,7 @@ class Call:
     body: dict[str, Any]
     path: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    at: float = field(default_factory=time.perf_counter)  # when the call arrived
 
 
 def signed_headers(secret: str, body: bytes | str, *, timestamp: int | None = None) -> dict[str, str]:

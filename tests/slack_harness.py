@@ -27,7 +27,7 @@ ADMIN_USER = "U-admin"
 
 
 class SlackHarness:
-    def __init__(self, *, url: str, fake: FakeSlack, assistant: Assistant, client: ScriptedClient, ctx: ServerContext):
+    def __init__(self, *, url: str, fake: FakeSlack, assistant: Assistant, client: Any, ctx: ServerContext):
         self.url = url
         self.fake = fake
         self.assistant = assistant
@@ -128,10 +128,12 @@ async def running_slack(
     oauth: bool = False,
     socket: bool = False,
     http: bool = True,
+    model: Any = None,
     **config: Any,
 ) -> AsyncIterator[SlackHarness]:
+    """The server on a free port. ``model``: any InferenceClient (default: a scripted instant one)."""
     fake = await FakeSlack().start()
-    model = ScriptedClient(answers or ["SELECT name FROM employees ORDER BY id"])
+    model = model or ScriptedClient(answers or ["SELECT name FROM employees ORDER BY id"])
     assistant = _assistant(settings, model, **config)
     reply = await assistant.handle(f"admin register hr {sqlite_url} People data", _admin_where())
     assert reply.kind == "text", reply.text

@@ -16,7 +16,13 @@ from bot.store import BotStore, Where
 from chat2sql.cache import InMemoryCache, RedisCache, ResponseCache
 from chat2sql.ratelimit import InMemoryRateLimiter, Limit, RateLimiter, RedisRateLimiter
 from chat2sql.settings import Settings
-from inference.client import WorkerColdStarting, WorkerOverloaded, WorkerTimeout, WorkerUnavailable
+from inference.client import (
+    InferenceClient,
+    WorkerColdStarting,
+    WorkerOverloaded,
+    WorkerTimeout,
+    WorkerUnavailable,
+)
 from inference.protocol import GenerateRequest, GenerateResponse
 from schemas.registry import Registry
 
@@ -65,7 +71,7 @@ def _config(**overrides: object) -> AssistantConfig:
 
 def _assistant(
     settings: Settings,
-    client: ScriptedClient,
+    client: InferenceClient,
     *,
     limiter: RateLimiter | None = None,
     cache: ResponseCache | None = None,
@@ -208,12 +214,53 @@ async def test_guard_rejection_after_the_retry(settings: Settings, sqlite_url: s
 async def test_worker_failures_have_messages(
     settings: Settings, sqlite_url: str, error: Exception, needle: str
 ) -> None:
-    bot = _assistant(settings, ScriptedClient([error]))
+    bot = _assistant(settings, ScriptedClient([error]), warmup_wait_s=0)
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     reply = await bot.handle("anything", ALICE)
     assert reply.kind == "error" and reply.text and needle in reply.text.lower()
     assert "Traceback" not in reply.text and "http" not in reply.text.lower()
     assert _last_audit(bot)["error_kind"] == type(error).__name__
+    await bot.close()
+
+
+@pytest.mark.asyncio
+async def test_a_cold_worker_is_waited_for_after_one_notice(settings: Settings, sqlite_url: str) -> None:
+    cold = WorkerColdStarting(retry_after_s=0.01)
+    client = ScriptedClient([cold, cold, cold, "SELECT name FROM employees"])
+    bot = _assistant(settings, client, warmup_wait_s=30)
+    await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
+    notices: list[str] = []
+
+    async def notify(text: str) -> None:
+        notices.append(text)
+
+    reply = await bot.handle("who works here?", ALICE, notify=notify)
+    assert reply.kind == "answer" and len(client.requests) == 4
+    assert len(notices) == 1 and "warming up" in notices[0]
+    # A worker that never comes up: the wait ends, and the reply says so.
+    never = _assistant(settings, ScriptedClient([cold]), warmup_wait_s=0.1)
+    reply = await never.handle("who works here?", ALICE, notify=notify)
+    assert reply.kind == "error" and "warming up" in reply.text and len(notices) == 2
+    await never.close()
+    await bot.close()
+
+
+@pytest.mark.asyncio
+async def test_follow_up_in_a_thread_keeps_database_and_context(settings: Settings, sqlite_url: str) -> None:
+    client = ScriptedClient(["SELECT name FROM employees", "SELECT name FROM employees WHERE id < 3"])
+    bot = _assistant(settings, client)
+    await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
+    await bot.handle(f"admin register hr2 {sqlite_url}", ADMIN)
+    thread = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-alice", thread="1.0")
+    first = await bot.handle("[db:hr2] who works here?", thread)
+    assert first.kind == "answer" and client.requests[0].context is None
+    second = await bot.handle("only the first two", thread)  # no database named: the thread's
+    assert second.kind == "answer" and second.answer is not None and second.answer.database == "hr2"
+    context = client.requests[1].context
+    assert context is not None and context.question == "who works here?" and context.sql.startswith("SELECT name")
+    # Outside the thread the same words are a new question that must pick a database.
+    other = await bot.handle("only the first two", ALICE)
+    assert other.kind == "error" and set(other.choices) == {"hr", "hr2"}
     await bot.close()
 
 

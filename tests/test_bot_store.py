@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -21,6 +22,7 @@ from bot.store import (
     BotStore,
     InvalidRating,
     InvalidSince,
+    ThreadTurn,
     UnknownAuditEntry,
     Where,
     audit_main,
@@ -532,3 +534,24 @@ def test_0003_downgrades_and_upgrades_again(store_settings: Settings) -> None:
     store = BotStore.open(store_settings)
     assert store.audit() == []
     store.close()
+
+
+def test_thread_turns_are_per_thread_and_replaced(store: BotStore) -> None:
+    thread = dataclasses.replace(SLACK_A, thread="1710000000.000001")
+    other = dataclasses.replace(SLACK_A, thread="1710000000.000002")
+    assert store.last_turn(thread) is None and store.last_turn(SLACK_A) is None
+    store.remember_turn(thread, ThreadTurn(database="shop", question="q1", sql="SELECT 1", audit_id=1))
+    store.remember_turn(thread, ThreadTurn(database="shop", question="q2", sql="SELECT 2", audit_id=2))
+    store.remember_turn(SLACK_A, ThreadTurn(database="shop", question="x", sql="SELECT 3", audit_id=3))  # no thread
+    assert store.last_turn(thread) == ThreadTurn(database="shop", question="q2", sql="SELECT 2", audit_id=2)
+    assert store.last_turn(other) is None and store.last_turn(SLACK_A) is None
+
+
+def test_a_delivery_is_claimed_once_across_stores(open_store: OpenStore) -> None:
+    clock = StepClock()
+    first, second = open_store(clock), open_store(clock)  # two replicas on one registry
+    assert first.claim("slack:T1:C1:1.0") and not second.claim("slack:T1:C1:1.0") and not first.claim("slack:T1:C1:1.0")
+    assert second.claim("slack:T1:C1:2.0")
+    # Old claims are forgotten on the way, so the table does not grow without end.
+    clock.advance(days=2)
+    assert first.claim("slack:T1:C1:1.0")
