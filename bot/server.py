@@ -82,18 +82,14 @@ class ServerContext:
 
 def configured_platforms(ctx: ServerContext) -> list[Platform]:
     """The platforms whose settings are present."""
-    platforms: list[Platform] = []
     from bot.slack.app import SlackPlatform
+    from bot.teams.app import TeamsPlatform
 
+    platforms: list[Platform] = []
     if SlackPlatform.configured(ctx.settings):
         platforms.append(SlackPlatform.from_settings(ctx))
-    try:
-        from bot.teams.app import TeamsPlatform  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # pragma: no cover - Teams lands separately
-        pass
-    else:
-        if TeamsPlatform.configured(ctx.settings):
-            platforms.append(TeamsPlatform.from_settings(ctx))
+    if TeamsPlatform.configured(ctx.settings):
+        platforms.append(TeamsPlatform.from_settings(ctx))
     return platforms
 
 
