@@ -28,6 +28,10 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
         from bot.store import audit_main
 
         return audit_main(argv[1:], settings=settings)
+    if argv[:1] == ["report"]:
+        from bot.report import report_main
+
+        return report_main(argv[1:], settings=settings)
     args = _parser().parse_args(argv)
     if args.command == "serve":
         from bot.server import serve
@@ -63,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="default: CHAT2SQL_SERVER_PORT")
     p.set_defaults(handler=None)
     sub.add_parser("audit", help="list the audit log: [--since 7d|ISO] [--limit N] [--json]")
+    sub.add_parser("report", help="reports: `report ab [--since 7d] [--json]` compares the A/B arms")
     return parser
 
 

@@ -55,3 +55,40 @@ class BotMetrics:
         self.in_flight = Gauge(
             "chat2sql_bot_questions_in_flight", "Questions being answered now.", ["platform"], registry=r
         )
+
+        # --- the core: every question, whatever the platform ---------------------------------
+        self.questions = Counter(
+            "chat2sql_bot_questions_total", "Questions by outcome (answer or error kind).", ["outcome"], registry=r
+        )
+        self.question_seconds = Histogram(
+            "chat2sql_bot_question_seconds", "End to end inside the core.", buckets=ANSWER_BUCKETS, registry=r
+        )
+        self.generation_seconds = Histogram(
+            "chat2sql_bot_generation_seconds", "One model call as the bot sees it.", buckets=ANSWER_BUCKETS, registry=r
+        )
+        self.preview_seconds = Histogram(
+            "chat2sql_bot_preview_seconds", "Read-only preview runs.", buckets=ANSWER_BUCKETS, registry=r
+        )
+        self.errors = Counter("chat2sql_bot_errors_total", "Failed questions by error kind.", ["kind"], registry=r)
+        self.tokens = Counter("chat2sql_bot_tokens_total", "Model tokens, prompt and completion.", ["kind"], registry=r)
+        self.tokens_per_request = Histogram(
+            "chat2sql_bot_tokens_per_request",
+            "Prompt plus completion tokens of one model call.",
+            buckets=(50, 100, 150, 250, 500, 1000, 2000, 4000),
+            registry=r,
+        )
+        self.generations = Counter("chat2sql_bot_generations_total", "Model calls answered.", registry=r)
+        self.cold_starts = Counter(
+            "chat2sql_bot_cold_starts_total", "Model calls that met a cold or loading worker.", registry=r
+        )
+        self.cache = Counter("chat2sql_bot_cache_lookups_total", "Response cache lookups.", ["result"], registry=r)
+        self.guard_verdicts = Counter(
+            "chat2sql_bot_guard_verdicts_total",
+            "Guard verdicts: accepted or the rejecting rule.",
+            ["verdict"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "chat2sql_bot_rate_limited_total", "Questions refused by a rate limit.", ["scope"], registry=r
+        )
+        self.retries = Counter("chat2sql_bot_retries_total", "Automatic retries after a refused answer.", registry=r)

@@ -73,10 +73,10 @@ class Platform(Protocol):
 class ServerContext:
     """What every platform shares: settings, the assistant, metrics and background tasks."""
 
-    def __init__(self, *, settings: Settings, assistant: Assistant, metrics: BotMetrics | None = None) -> None:
+    def __init__(self, *, settings: Settings, assistant: Assistant) -> None:
         self.settings = settings
         self.assistant = assistant
-        self.metrics = metrics or BotMetrics()
+        self.metrics: BotMetrics = assistant.metrics  # the core's and the platforms' on one registry
         self.background = Background()
 
 

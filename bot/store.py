@@ -89,6 +89,8 @@ class AuditRow(Base):
     error_kind: Mapped[str | None] = mapped_column(String(TOKEN_CHARS))
     adapter: Mapped[str | None] = mapped_column(String(TOKEN_CHARS))
     trace_id: Mapped[str] = mapped_column(String(TOKEN_CHARS))
+    arm: Mapped[str | None] = mapped_column(String(TOKEN_CHARS))
+    preview_error: Mapped[str | None] = mapped_column(String(TOKEN_CHARS))
 
 
 class FeedbackRow(Base):
@@ -240,6 +242,8 @@ class AuditRecord:
     cache_hit: bool = False
     error_kind: str | None = None
     adapter: str | None = None
+    arm: str | None = None  # "experiment:a" or "experiment:b" during an A/B test
+    preview_error: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -332,11 +336,18 @@ class BotStore:
 
     def set_preview_rows(self, audit_id: int, rows: int) -> None:
         """Note how many rows a preview showed: previews run after the answer was recorded."""
+        self._set_preview(audit_id, rows=rows, error=None)
+
+    def set_preview_error(self, audit_id: int, error_kind: str) -> None:
+        """Note that the latest preview of an answer failed, and how."""
+        self._set_preview(audit_id, rows=None, error=error_kind[:TOKEN_CHARS])
+
+    def _set_preview(self, audit_id: int, *, rows: int | None, error: str | None) -> None:
         with Session(self._engine) as session:
             row = session.get(AuditRow, audit_id)
             if row is None:
                 raise UnknownAuditEntry(audit_id)
-            row.preview_rows = rows
+            row.preview_rows, row.preview_error = rows, error
             session.commit()
 
     def add_feedback(self, *, audit_id: int, user_id: str, rating: Rating, corrected_sql: str | None = None) -> int:
@@ -369,6 +380,21 @@ class BotStore:
         )
         with Session(self._engine) as session:
             return [_feedback_entry(row) for row in session.scalars(query)]
+
+    def experiment_rows(self, *, since: dt.datetime | None = None) -> list[tuple[AuditEntry, dict[str, int]]]:
+        """Audit rows that belong to an A/B arm, each with its feedback counts (up, down, corrected)."""
+        query = select(AuditRow).where(AuditRow.arm.is_not(None)).order_by(AuditRow.id)
+        if since is not None:
+            query = query.where(AuditRow.created_at >= _to_utc(since))
+        with Session(self._engine) as session:
+            entries = [_audit_entry(row) for row in session.scalars(query)]
+            counts: dict[int, dict[str, int]] = {e.id: {"up": 0, "down": 0, "corrected": 0} for e in entries}
+            if entries:
+                feedback = select(FeedbackRow).where(FeedbackRow.audit_id.in_(list(counts)))
+                for fb in session.scalars(feedback):
+                    counts[fb.audit_id][fb.rating] += 1
+                    counts[fb.audit_id]["corrected"] += fb.corrected_sql is not None
+        return [(e, counts[e.id]) for e in entries]
 
     # --- access -----------------------------------------------------------------------------
 

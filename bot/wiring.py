@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from bot.core.access import Admins
 from bot.core.assistant import Assistant, AssistantConfig
+from bot.core.experiment import Experiment
 from bot.store import BotStore
 from chat2sql.cache import make_cache
 from chat2sql.ratelimit import Limit, make_rate_limiter
 from chat2sql.settings import Settings
+from chat2sql.tracing import make_tracer
 from inference.client import InferenceClient, make_client
 from schemas.registry import Registry
 
@@ -46,6 +48,7 @@ def assistant_config(settings: Settings) -> AssistantConfig:
         adapter=adapter,
         prompt_format=prompt_format,
         warmup_wait_s=settings.warmup_wait_s,
+        experiment=Experiment.parse(settings.experiment),
     )
 
 
@@ -58,4 +61,5 @@ def build_assistant(settings: Settings, *, client: InferenceClient | None = None
         cache=make_cache(settings.redis_url),
         admins=Admins.parse(settings.admins),
         config=assistant_config(settings),
+        tracer=make_tracer(settings),
     )

@@ -116,6 +116,18 @@ class Settings(BaseSettings):
         description="Slack Web API base URL (tests point it at a local fake).",
     )
 
+    # --- tracing (Langfuse's own variable names) -------------------------------------------
+    langfuse_public_key: str | None = Field(default=None, validation_alias=_env("LANGFUSE_PUBLIC_KEY"))
+    langfuse_secret_key: SecretStr | None = Field(default=None, validation_alias=_env("LANGFUSE_SECRET_KEY"))
+    langfuse_host: str = Field(default="https://cloud.langfuse.com", validation_alias=_env("LANGFUSE_HOST"))
+
+    # --- A/B test of two adapter configurations (bot/core/experiment.py) ------------------
+    experiment: str | None = Field(
+        default=None,
+        description='JSON: {"name": "…", "arms": {"a": {"adapter": …, "prompt_format": …}, "b": {…}}, '
+        '"percent_b": 50, "databases": {"sales": "b"}}',
+    )
+
     # --- Microsoft Teams (bot/teams) ------------------------------------------------------
     teams_app_id: str | None = Field(
         default=None, description="Microsoft App ID of the Azure Bot (the Entra app or managed identity client id)."

@@ -24,13 +24,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.core.access import Admins
+from bot.core.experiment import Experiment
 from bot.core.grammar import Admin, Ask, Command, Databases, Empty, Help, Use, parse
+from bot.metrics import BotMetrics
 from bot.store import AuditRecord, BotStore, ThreadTurn, Where
 from chat2sql import errors, messages
 from chat2sql.cache import ResponseCache, cache_key, normalize_question
 from chat2sql.log import request_id
 from chat2sql.ratelimit import Limit, RateLimiter
 from chat2sql.redact import redact
+from chat2sql.tracing import NoopTracer, Tracer
 from inference.client import InferenceClient, WorkerColdStarting
 from inference.protocol import (
     MAX_QUESTION_CHARS,
@@ -67,6 +70,7 @@ class AssistantConfig:
     adapter: str | None = None
     prompt_format: str = "schema"
     warmup_wait_s: float = 240.0
+    experiment: Experiment | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +119,7 @@ class _Outcome:
     warnings: list[str] = field(default_factory=list)
     question: str = ""
     notify: Notify | None = None
+    arm: str | None = None
 
 
 class Assistant:
@@ -129,6 +134,8 @@ class Assistant:
         admins: Admins,
         config: AssistantConfig,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: BotMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
@@ -138,11 +145,14 @@ class Assistant:
         self._admins = admins
         self.config = config
         self._sleep = sleep
+        self.metrics = metrics or BotMetrics()
+        self.tracer: Tracer = tracer or NoopTracer()
 
     async def close(self) -> None:
         await self._client.close()
         await self._limiter.close()
         await self._cache.close()
+        await asyncio.to_thread(self.tracer.close)  # flushes spans: bounded by LANGFUSE_TIMEOUT
         self.registry.close()
         self.store.close()
 
@@ -169,27 +179,46 @@ class Assistant:
     async def ask(
         self, question: str, where: Where, *, database: str | None = None, notify: Notify | None = None
     ) -> Reply:
-        trace_id = uuid.uuid4().hex[:16]
+        trace_id = uuid.uuid4().hex  # 32 hex digits: also the OpenTelemetry/Langfuse trace id
         token = request_id.set(trace_id)
         started = time.perf_counter()
         outcome = _Outcome(database=database, notify=notify)
         choices: tuple[str, ...] = ()
+        attributes = self.tracer.attributes(
+            user_id=f"{where.platform}:{where.user_id}",
+            session_id=f"{where.platform}:{where.workspace}:{where.channel}:{where.thread}" if where.thread else None,
+            platform=where.platform,
+            workspace=where.workspace,
+            channel=where.channel,
+        )
         try:
-            answer_sql = await self._answer(question, where, outcome)
-            reply_kind: Literal["answer", "error"] = "answer"
-            text = answer_sql
-        except errors.Chat2SQLError as err:
-            outcome.error_kind = type(err).__name__
-            reply_kind, text = "error", messages.user_message(err)
-            if isinstance(err, errors.NeedDatabase):
-                choices = err.choices
-        except Exception:
-            log.exception("question failed")
-            outcome.error_kind = "internal"
-            reply_kind, text = "error", messages.user_message(Exception())
+            with attributes, self.tracer.observe("question", trace_id=trace_id, input=question) as span:
+                try:
+                    answer_sql = await self._answer(question, where, outcome)
+                    reply_kind: Literal["answer", "error"] = "answer"
+                    text = answer_sql
+                except errors.Chat2SQLError as err:
+                    outcome.error_kind = type(err).__name__
+                    reply_kind, text = "error", messages.user_message(err)
+                    if isinstance(err, errors.NeedDatabase):
+                        choices = err.choices
+                except Exception:
+                    log.exception("question failed")
+                    outcome.error_kind = "internal"
+                    reply_kind, text = "error", messages.user_message(Exception())
+                span.update(
+                    output=outcome.sql if reply_kind == "answer" else text,
+                    level="ERROR" if reply_kind == "error" else "DEFAULT",
+                    metadata={"database": outcome.database, "arm": outcome.arm, "error_kind": outcome.error_kind},
+                )
         finally:
             request_id.reset(token)
-        latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        elapsed_s = time.perf_counter() - started
+        latency_ms = round(elapsed_s * 1000, 1)
+        self.metrics.question_seconds.observe(elapsed_s)
+        self.metrics.questions.labels(outcome.error_kind or "answer").inc()
+        if outcome.error_kind:
+            self.metrics.errors.labels(outcome.error_kind).inc()
         audit_id = await asyncio.to_thread(
             self.store.record,
             AuditRecord(
@@ -207,6 +236,7 @@ class Assistant:
                 error_kind=outcome.error_kind,
                 adapter=outcome.adapter,
                 trace_id=trace_id,
+                arm=outcome.arm,
             ),
         )
         if reply_kind == "error":
@@ -231,17 +261,24 @@ class Assistant:
         entry_row = await asyncio.to_thread(self.store.get, audit_id)
         if entry_row is None or entry_row.sql is None or entry_row.database is None:
             return PreviewReply(ok=False, text="That answer can no longer be previewed.", error_kind="unknown_answer")
-        try:
-            entry = await asyncio.to_thread(self._allowed_entry, entry_row.database, where)
-            out = await asyncio.to_thread(
-                self._run, entry, entry_row.sql, self.config.preview_max_rows, self.config.preview_timeout_s
-            )
-        except errors.Chat2SQLError as err:
-            return PreviewReply(ok=False, text=messages.user_message(err), error_kind=type(err).__name__)
-        if not out["ok"]:
-            return PreviewReply(
-                ok=False, text=str(out.get("reason")), sql=entry_row.sql, error_kind=str(out.get("rule"))
-            )
+        started = time.perf_counter()
+        with self.tracer.observe("preview", trace_id=entry_row.trace_id, input=entry_row.sql) as span:
+            try:
+                entry = await asyncio.to_thread(self._allowed_entry, entry_row.database, where)
+                out = await asyncio.to_thread(
+                    self._run, entry, entry_row.sql, self.config.preview_max_rows, self.config.preview_timeout_s
+                )
+            except errors.Chat2SQLError as err:
+                out = {"ok": False, "reason": messages.user_message(err), "rule": type(err).__name__}
+            self.metrics.preview_seconds.observe(time.perf_counter() - started)
+            if not out["ok"]:
+                span.update(level="ERROR", status_message=str(out.get("rule")))
+                if out.get("rule") not in ("NotAllowedHere", "UnknownDatabase"):  # someone else's click
+                    await asyncio.to_thread(self.store.set_preview_error, audit_id, str(out.get("rule")))
+                return PreviewReply(
+                    ok=False, text=str(out.get("reason")), sql=entry_row.sql, error_kind=str(out.get("rule"))
+                )
+            span.update(output={"rows": len(out["rows"]), "truncated": bool(out["truncated"])})
         await asyncio.to_thread(self.store.set_preview_rows, audit_id, len(out["rows"]))
         return PreviewReply(
             ok=True,
@@ -262,6 +299,10 @@ class Assistant:
             )
         except errors.Chat2SQLError as err:
             return Reply(kind="error", text=messages.user_message(err), error_kind=type(err).__name__)
+        entry = self.store.get(audit_id)
+        if entry is not None:
+            value = 1.0 if rating == "up" else 0.0
+            self.tracer.score(trace_id=entry.trace_id, name="user_feedback", value=value, comment=corrected_sql)
         return Reply(kind="text", text=messages.feedback_thanks(rating))
 
     def schema_text(self, database: str, where: Where) -> str:
@@ -272,42 +313,53 @@ class Assistant:
     async def _answer(self, question: str, where: Where, outcome: _Outcome) -> str:
         question = outcome.question = _validate_question(question)
         await self._rate_limit(where)
-        turn = await asyncio.to_thread(self.store.last_turn, where)
-        explicit = outcome.database or (turn.database if turn else None)
-        entry = await asyncio.to_thread(self._resolve, explicit, where)
+        with self.tracer.observe("resolution") as span:
+            turn = await asyncio.to_thread(self.store.last_turn, where)
+            explicit = outcome.database or (turn.database if turn else None)
+            entry = await asyncio.to_thread(self._resolve, explicit, where)
+            span.update(output={"database": entry.name, "follow_up": turn is not None})
         outcome.database = entry.name
-        outcome.adapter = self.config.adapter
+        adapter, prompt_format = self.config.adapter, self.config.prompt_format
+        experiment = self.config.experiment
+        if experiment is not None:
+            arm_name = experiment.assign(where, entry.name)
+            arm = experiment.arms[arm_name]
+            adapter, prompt_format = arm.adapter or adapter, arm.prompt_format or prompt_format
+            outcome.arm = experiment.label(arm_name)
+        outcome.adapter = adapter
         context = PriorTurn(question=turn.question, sql=turn.sql) if turn and turn.database == entry.name else None
         key = cache_key(
             entry.name,
             entry.schema_hash,
-            self.config.adapter or "",
-            self.config.prompt_format,
+            adapter or "",
+            prompt_format,
             normalize_question(question),
             *((normalize_question(context.question), context.sql) if context else ()),
         )
         if self.config.cache_ttl_s > 0:
             cached = await self._cache.get(key)
+            self.metrics.cache.labels("miss" if cached is None else "hit").inc()
             if cached is not None:
                 hit = json.loads(cached)
                 outcome.sql, outcome.verdict, outcome.cache_hit = hit["sql"], "accepted", True
                 outcome.warnings = list(hit.get("warnings", []))
                 return str(hit["sql"])
+        with self.tracer.observe("schema_lookup") as span:
+            schema_text = render_schema(entry.schema, question=question, max_tokens=self.config.schema_budget_tokens)
+            span.update(output={"tables": len(entry.schema.tables), "chars": len(schema_text)})
         request = GenerateRequest(
             question=question,
-            adapter=self.config.adapter,
-            prompt_format=self.config.prompt_format,
-            database=DatabaseInfo(
-                name=entry.name,
-                dialect=entry.schema.dialect,
-                schema_text=render_schema(entry.schema, question=question, max_tokens=self.config.schema_budget_tokens),
-            ),
+            adapter=adapter,
+            prompt_format=prompt_format,
+            database=DatabaseInfo(name=entry.name, dialect=entry.schema.dialect, schema_text=schema_text),
             context=context,
         )
         sql, problem = await self._attempt(request, entry, outcome)
         if problem is not None:
+            self.metrics.retries.inc()
             previous = PreviousAttempt(sql=(outcome.sql or sql or "(no SQL)")[:4000], error=problem[:500])
-            sql, problem = await self._attempt(request.model_copy(update={"previous": previous}), entry, outcome)
+            with self.tracer.observe("retry", input=problem[:500]):
+                sql, problem = await self._attempt(request.model_copy(update={"previous": previous}), entry, outcome)
             if problem is not None:
                 raise errors.GuardRejected(outcome.verdict or "validation", problem)
         assert sql is not None
@@ -322,10 +374,28 @@ class Assistant:
     ) -> tuple[str | None, str | None]:
         """One model call, the guard and a validation run: (normalized SQL, None) or (raw SQL, problem)."""
         # Worker errors (cold start, overload, timeout, down) carry their own sentence.
-        response = await self._generate(request, outcome.notify)
+        started = time.perf_counter()
+        with self.tracer.observe(
+            "generation",
+            kind="generation",
+            input=request.question,
+            model=request.adapter or "default",
+            metadata={"prompt_format": request.prompt_format, "follow_up": request.context is not None},
+        ) as span:
+            response = await self._generate(request, outcome.notify)
+            span.update(
+                output=response.sql,
+                model=response.adapter or "default",
+                usage_details={"input": response.prompt_tokens, "output": response.completion_tokens},
+                metadata={"prompt_format": response.prompt_format, "latency_ms": response.latency_ms},
+            )
+        self._observe_generation(response, time.perf_counter() - started)
         outcome.sql = response.sql or None
         outcome.adapter = response.adapter  # what the worker actually used (its default, if ours is unset)
-        checked = guard.check(response.sql, entry.schema, max_rows=self.config.preview_max_rows)
+        with self.tracer.observe("guard", kind="guardrail", input=response.sql) as span:
+            checked = guard.check(response.sql, entry.schema, max_rows=self.config.preview_max_rows)
+            span.update(output={"ok": checked.ok, "rule": checked.rule, "warnings": list(checked.warnings)})
+        self.metrics.guard_verdicts.labels("accepted" if checked.ok else str(checked.rule)).inc()
         if not checked.ok or checked.normalized is None:
             outcome.verdict = checked.rule
             return response.sql, f"{checked.reason}"
@@ -335,13 +405,24 @@ class Assistant:
             list(checked.warnings),
         )
         try:
-            await asyncio.to_thread(self._validate, entry, checked.normalized)
+            with self.tracer.observe("validation", input=checked.normalized):
+                await asyncio.to_thread(self._validate, entry, checked.normalized)
         except errors.PreviewTimeout:
             pass  # slow is not wrong: the preview has its own, longer limit
         except errors.PreviewFailed as err:
             outcome.verdict = "database_error"
             return checked.normalized, messages.user_message(err)
         return checked.normalized, None
+
+    def _observe_generation(self, response: GenerateResponse, elapsed_s: float) -> None:
+        m = self.metrics
+        m.generations.inc()
+        m.generation_seconds.observe(elapsed_s)
+        m.tokens.labels("prompt").inc(response.prompt_tokens)
+        m.tokens.labels("completion").inc(response.completion_tokens)
+        m.tokens_per_request.observe(response.prompt_tokens + response.completion_tokens)
+        if response.cold_start:
+            m.cold_starts.inc()
 
     async def _generate(self, request: GenerateRequest, notify: Notify | None) -> GenerateResponse:
         """The model's answer; a cold-starting worker is waited for, once the user knows."""
@@ -351,6 +432,8 @@ class Assistant:
             try:
                 return await self._client.generate(request)
             except WorkerColdStarting as err:
+                if not told:
+                    self.metrics.cold_starts.inc()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise
@@ -384,6 +467,7 @@ class Assistant:
         ):
             decision = await self._limiter.acquire(key, limit)
             if not decision.allowed:
+                self.metrics.rate_limited.labels(scope).inc()
                 raise errors.RateLimited(decision.retry_after_s, scope)
 
     def _resolve(self, explicit: str | None, where: Where) -> RegisteredDatabase:
