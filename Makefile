@@ -27,7 +27,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m mypy chat2sql schemas inference bot
+	$(PY) -m mypy chat2sql schemas inference bot deploy
 
 bench: $(STAMP)
 	$(PY) -m bench.schemas_bench

@@ -1,0 +1,5 @@
+import sys
+
+from deploy.cost import main
+
+sys.exit(main())

@@ -1,0 +1,311 @@
+"""The one deployment config (``deploy/config.yaml``), typed and checked.
+
+Read by the Modal app, by the worker when ``CHAT2SQL_DEPLOY_CONFIG`` names it, and by the cost
+model. ``python -m deploy.config [PATH]`` checks a file and prints what it resolved to.
+
+    >>> config = load_config(DEFAULT_CONFIG)
+    >>> config.gpu.type, config.gpu.min_containers
+    ('A10G', 0)
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from chat2sql.errors import UserFacingError
+from chat2sql.settings import AdapterSpec, Settings
+from inference.prompts import FORMATS
+from inference.sources import SourceError, parse_source
+
+DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
+_SHA = re.compile(r"[0-9a-f]{40}")
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class DeployConfigError(UserFacingError):
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(detail)
+        self.path, self.detail = path, detail
+
+    @property
+    def message(self) -> str:
+        return f"{self.path}: {self.detail}"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _pinned(source: str) -> str:
+    parsed = parse_source(source)  # SourceError → a clear message
+    if parsed.kind == "hub" and not _SHA.fullmatch(parsed.revision or ""):
+        raise ValueError(
+            f"'{source}' must pin a 40-character commit SHA (a branch or tag can move); "
+            "copy it from the repository's commit history on the hub"
+        )
+    return source
+
+
+class ModelConfig(_Strict):
+    source: str
+    quantization: Literal["auto", "none", "nf4"] = "auto"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    max_new_tokens: int = Field(default=128, ge=1, le=512)
+    max_input_tokens: int = Field(default=2048, ge=128, le=32_768)
+
+    _source = field_validator("source")(_pinned)
+
+
+class AdapterConfig(_Strict):
+    source: str
+    prompt_format: str = "schema"
+
+    _source = field_validator("source")(_pinned)
+
+    @field_validator("prompt_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value.partition("@")[0] not in FORMATS:
+            raise ValueError(f"unknown prompt format '{value}' (known: {', '.join(sorted(FORMATS))})")
+        return value
+
+
+class GpuConfig(_Strict):
+    type: str = "A10G"
+    min_containers: int = Field(default=0, ge=0, le=100)
+    max_containers: int = Field(default=5, ge=1, le=1000)
+    scaledown_window_s: int = Field(default=120, ge=2, le=3600)  # Modal's bounds
+    timeout_s: int = Field(default=300, ge=10, le=86_400)
+    startup_timeout_s: int = Field(default=900, ge=10, le=86_400)
+    memory_snapshot: bool = True
+    gpu_snapshot: bool = False
+    cpu: float = Field(default=2.0, gt=0)
+    memory_mib: int = Field(default=16_384, ge=256)
+
+    @model_validator(mode="after")
+    def _scaling(self) -> GpuConfig:
+        if self.min_containers > self.max_containers:
+            raise ValueError("min_containers is larger than max_containers")
+        if self.gpu_snapshot and not self.memory_snapshot:
+            raise ValueError("gpu_snapshot needs memory_snapshot: true")
+        return self
+
+
+class BatchingConfig(_Strict):
+    max_size: int = Field(default=8, ge=1, le=64)
+    max_wait_ms: float = Field(default=15.0, ge=0, le=1000)
+
+
+class BotConfig(_Strict):
+    min_containers: int = Field(default=1, ge=0, le=100)
+    max_containers: int = Field(default=10, ge=1, le=1000)
+    scaledown_window_s: int = Field(default=900, ge=2, le=3600)
+    timeout_s: int = Field(default=600, ge=10, le=86_400)
+    max_inputs: int = Field(default=100, ge=1, le=1000)
+    cpu: float = Field(default=0.25, gt=0)
+    memory_mib: int = Field(default=1024, ge=128)
+    cold_notice_s: float = Field(default=4.0, gt=0, le=60)
+
+
+class BusinessHours(_Strict):
+    timezone: str = "UTC"
+    days: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: time = time(9, 0)
+    end: time = time(18, 0)
+    warmup_minutes_before: int | None = Field(default=10, ge=1, le=180)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{value}' (an IANA name such as Europe/Berlin)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> BusinessHours:
+        if self.end <= self.start:
+            raise ValueError("business hours must end after they start (same day)")
+        if not self.days:
+            raise ValueError("business hours need at least one day")
+        return self
+
+    @property
+    def hours_per_day(self) -> float:
+        return (self.end.hour * 60 + self.end.minute - self.start.hour * 60 - self.start.minute) / 60
+
+    def warmup_cron(self) -> str | None:
+        """Cron string (in ``timezone``) for the warm-up before business hours, or None.
+
+        >>> BusinessHours(start=time(9, 0), warmup_minutes_before=10).warmup_cron()
+        '50 8 * * 1,2,3,4,5'
+        """
+        if self.warmup_minutes_before is None:
+            return None
+        minutes = self.start.hour * 60 + self.start.minute - self.warmup_minutes_before
+        day_shift = -1 if minutes < 0 else 0
+        minutes %= 24 * 60
+        days = sorted(((DAYS.index(d) + day_shift) % 7 + 1) % 7 for d in self.days)  # cron: 0 = Sunday
+        return f"{minutes % 60} {minutes // 60} * * {','.join(str(d) for d in days)}"
+
+
+class ModalConfig(_Strict):
+    volume: str = "chat2sql-models"
+    secrets: dict[Literal["bot", "gpu"], tuple[str, ...]] = Field(default_factory=dict)
+
+
+class GpuPrice(_Strict):
+    hour: float = Field(gt=0, description="USD per GPU-hour")
+    latency_s: float = Field(gt=0, description="warm seconds of GPU per request")
+    cold_start_s: float = Field(ge=0, description="container start to model ready")
+
+
+class Traffic(_Strict):
+    requests_per_month: int = Field(default=25_000, ge=0)
+    business_days_per_month: float = Field(default=22, gt=0, le=31)
+    business_share: float = Field(default=0.97, ge=0, le=1)
+    peak_hours_per_day: float = Field(default=1, ge=0)
+    peak_multiplier: float = Field(default=4.0, ge=1)
+
+
+class Sweep(_Strict):
+    min_containers: tuple[int, ...] = (0, 1)
+    scaledown_window_s: tuple[int, ...] = (60, 120, 300, 900)
+
+
+class SeedCostInputs(_Strict):
+    """The seed plan's cost inputs (its README's table), reproduced by ``deploy.cost``."""
+
+    requests_per_month: int = Field(default=25_000, ge=0)
+    seconds_per_request: float = Field(default=2.0, gt=0)
+    gpu_hour: float = Field(default=1.10, gt=0)
+    round_compute_hours_up: bool = True
+    idle_windows_per_day: float = Field(default=6, ge=0)
+    idle_window_s: float = Field(default=120, ge=0)
+    business_days_per_month: float = Field(default=22, gt=0)
+    storage_month: float = Field(default=2.0, ge=0)
+    network_month: float = Field(default=0.5, ge=0)
+
+
+class CostConfig(_Strict):
+    prices_checked: str = "unknown"
+    cpu_core_hour: float = Field(default=0.0472, ge=0)
+    memory_gib_hour: float = Field(default=0.008, ge=0)
+    gpus: dict[str, GpuPrice] = Field(default_factory=dict)
+    traffic: Traffic = Traffic()
+    sweep: Sweep = Sweep()
+    seed: SeedCostInputs = SeedCostInputs()
+
+
+class DeployConfig(_Strict):
+    app_name: str = Field(default="chat2sql", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    model: ModelConfig
+    adapters: dict[str, AdapterConfig] = Field(default_factory=dict)
+    default_adapter: str | None = None
+    default_prompt_format: str = "schema"
+    gpu: GpuConfig = GpuConfig()
+    batching: BatchingConfig = BatchingConfig()
+    bot: BotConfig = BotConfig()
+    business_hours: BusinessHours = BusinessHours()
+    modal: ModalConfig = ModalConfig()
+    cost: CostConfig = CostConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeployConfig:
+        if self.default_adapter is not None and self.default_adapter not in self.adapters:
+            raise ValueError(
+                f"default_adapter '{self.default_adapter}' is not among the adapters "
+                f"({', '.join(self.adapters) or 'none'})"
+            )
+        if self.default_prompt_format.partition("@")[0] not in FORMATS:
+            raise ValueError(f"unknown default_prompt_format '{self.default_prompt_format}'")
+        if self.cost.gpus and self.gpu.type not in self.cost.gpus:
+            raise ValueError(f"gpu.type '{self.gpu.type}' has no price under cost.gpus")
+        return self
+
+
+def load_config(path: Path | str) -> DeployConfig:
+    """Read and check a config file; every problem is a DeployConfigError naming the field."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DeployConfigError(path, f"cannot read the file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise DeployConfigError(path, f"not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise DeployConfigError(path, "expected a mapping at the top level")
+    try:
+        return DeployConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "config"
+        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise DeployConfigError(path, f"{where}: {message}{more}") from None
+    except SourceError as exc:
+        raise DeployConfigError(path, exc.message) from None
+
+
+def apply_to_settings(settings: Settings, config: DeployConfig) -> Settings:
+    """Settings whose model, adapters, decoding and batching come from the deployment config."""
+    return settings.model_copy(
+        update={
+            "model": config.model.source,
+            "quantization": config.model.quantization,
+            "dtype": config.model.dtype,
+            "max_new_tokens": config.model.max_new_tokens,
+            "max_input_tokens": config.model.max_input_tokens,
+            "adapters": {
+                name: AdapterSpec(source=a.source, prompt_format=a.prompt_format) for name, a in config.adapters.items()
+            },
+            "default_adapter": config.default_adapter,
+            "default_prompt_format": config.default_prompt_format,
+            "batch_max_size": config.batching.max_size,
+            "batch_max_wait_ms": config.batching.max_wait_ms,
+        }
+    )
+
+
+def settings_with_deploy_config(settings: Settings) -> Settings:
+    """``settings`` as they are, or with ``CHAT2SQL_DEPLOY_CONFIG`` applied when it is set."""
+    if settings.deploy_config is None:
+        return settings
+    return apply_to_settings(settings, load_config(settings.deploy_config))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    path = Path(args[0]) if args else DEFAULT_CONFIG
+    try:
+        config = load_config(path)
+    except DeployConfigError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    hours = config.business_hours
+    print(f"{path}: ok")
+    print(f"  model {config.model.source}; adapters: {', '.join(config.adapters) or 'none'}")
+    print(
+        f"  GPU {config.gpu.type}, {config.gpu.min_containers}-{config.gpu.max_containers} containers, "
+        f"scaledown {config.gpu.scaledown_window_s} s, batch ≤ {config.batching.max_size}"
+    )
+    print(
+        f"  business hours {hours.start:%H:%M}-{hours.end:%H:%M} {hours.timezone}; warm-up cron: {hours.warmup_cron()}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

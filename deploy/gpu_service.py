@@ -1,0 +1,114 @@
+"""What the Modal GPU class runs, free of Modal: one ``Worker`` around an engine loaded once.
+
+The GPU container's lifecycle splits in two so a memory snapshot captures the slow part:
+``prepare()`` (imports, downloads at pinned revisions, GGUF conversion: all onto the Volume)
+runs before the snapshot; ``load()`` (weights onto the GPU) after it, unless GPU snapshots are
+on. ``generate`` takes and returns plain dicts (``GpuReply``): every failure is a code and a
+sentence safe to show, never a pickled exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from chat2sql.settings import Settings
+from inference.engine import Engine
+from inference.prompts import PromptTooLong, UnknownPromptFormat
+from inference.protocol import ErrorDetail, GenerateRequest, GenerateResponse
+from inference.service import ModelFailed, ModelLoading, UnknownAdapter, Worker
+from inference.sources import parse_source, resolve
+from inference.wiring import engine_loader, worker_options
+
+log = logging.getLogger(__name__)
+
+LOAD_WAIT_S = 600.0
+
+
+class GpuReply(BaseModel):
+    """The GPU method's answer: a response or an error (codes as in the worker's HTTP API)."""
+
+    response: GenerateResponse | None = None
+    error: ErrorDetail | None = None
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return GpuReply(error=ErrorDetail(code=code, message=message)).model_dump(mode="json")
+
+
+class GpuService:
+    def __init__(self, *, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: Engine | None = None
+        self._worker: Worker | None = None
+
+    def prepare(self) -> list[str]:
+        """Resolve every source once (download at its pinned revision, or convert) and import
+        the model libraries; returns the local folders. Idempotent: a second call reads the
+        cache."""
+        import peft  # noqa: F401  (imported here so the snapshot holds them)
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+
+        token = self.settings.hf_token.get_secret_value() if self.settings.hf_token else None
+        sources = [self.settings.model, *(a.source for a in self.settings.adapters.values())]
+        cache = self.settings.model_cache_dir
+        return [str(resolve(parse_source(s), cache_dir=cache, hf_token=token)) for s in sources]
+
+    def load(self) -> None:
+        if self.engine is None:
+            self.engine = engine_loader(self.settings)()
+
+    def health(self) -> dict[str, Any]:
+        engine = self.engine
+        return {
+            "status": "ok" if engine is not None else "loading",
+            "model": self.settings.model,
+            "device": engine.device if engine is not None else None,
+            "adapters": list(engine.adapters) if engine is not None else [],
+        }
+
+    def _started_worker(self) -> Worker:
+        if self._worker is None:  # no await between the check and the assignment
+            engine = self.engine
+
+            def loaded() -> Engine:
+                if engine is None:
+                    raise RuntimeError("the engine was not loaded at container start")
+                return engine
+
+            self._worker = Worker(load_engine=loaded, options=worker_options(self.settings))
+            self._worker.start()
+        return self._worker
+
+    async def generate(self, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            request = GenerateRequest.model_validate(payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "request"
+            return _error(
+                "invalid_request", f"{where}: {str(first.get('msg', 'invalid')).removeprefix('Value error, ')}"
+            )
+        worker = self._started_worker()
+        await worker.wait_ready(LOAD_WAIT_S)
+        try:
+            response = await worker.generate(request)
+        except ModelLoading as exc:
+            return _error("model_loading", exc.message)
+        except ModelFailed as exc:
+            return _error("model_failed", exc.message)
+        except (UnknownAdapter, UnknownPromptFormat) as exc:
+            return _error("invalid_request", exc.message)
+        except PromptTooLong as exc:
+            return _error("prompt_too_long", exc.message)
+        except Exception:
+            log.exception("generation failed")
+            return _error("generation_failed", "The model failed to generate an answer; please retry.")
+        return GpuReply(response=response).model_dump(mode="json")
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            await self._worker.stop()
