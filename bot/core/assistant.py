@@ -345,7 +345,9 @@ class Assistant:
                 outcome.warnings = list(hit.get("warnings", []))
                 return str(hit["sql"])
         with self.tracer.observe("schema_lookup") as span:
-            schema_text = render_schema(entry.schema, question=question, max_tokens=self.config.schema_budget_tokens)
+            schema_text = await asyncio.to_thread(
+                render_schema, entry.schema, question=question, max_tokens=self.config.schema_budget_tokens
+            )
             span.update(output={"tables": len(entry.schema.tables), "chars": len(schema_text)})
         request = GenerateRequest(
             question=question,
@@ -393,7 +395,10 @@ class Assistant:
         outcome.sql = response.sql or None
         outcome.adapter = response.adapter  # what the worker actually used (its default, if ours is unset)
         with self.tracer.observe("guard", kind="guardrail", input=response.sql) as span:
-            checked = guard.check(response.sql, entry.schema, max_rows=self.config.preview_max_rows)
+            # sqlglot is CPU work: off the event loop, so acknowledgements are not held up behind it
+            checked = await asyncio.to_thread(
+                guard.check, response.sql, entry.schema, max_rows=self.config.preview_max_rows
+            )
             span.update(output={"ok": checked.ok, "rule": checked.rule, "warnings": list(checked.warnings)})
         self.metrics.guard_verdicts.labels("accepted" if checked.ok else str(checked.rule)).inc()
         if not checked.ok or checked.normalized is None:
