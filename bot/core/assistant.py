@@ -86,12 +86,21 @@ class Answer:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Option:
+    """A choice offered back to the user (a button): ``text`` is sent as their next message."""
+
+    label: str
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Reply:
     kind: Literal["answer", "text", "error"]
     text: str
     answer: Answer | None = None
     error_kind: str | None = None
     choices: tuple[str, ...] = ()
+    options: tuple[Option, ...] = ()  # a clarifying question's concrete choices
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,7 +249,8 @@ class Assistant:
             ),
         )
         if reply_kind == "error":
-            return Reply(kind="error", text=text, error_kind=outcome.error_kind, choices=choices)
+            options = tuple(Option(label=c, text=f"[db:{c}] {question.strip()}") for c in choices)
+            return Reply(kind="error", text=text, error_kind=outcome.error_kind, choices=choices, options=options)
         assert outcome.database is not None and outcome.sql is not None
         turn = ThreadTurn(database=outcome.database, question=outcome.question, sql=outcome.sql, audit_id=audit_id)
         await asyncio.to_thread(self.store.remember_turn, where, turn)
