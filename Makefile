@@ -37,3 +37,10 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The evaluation harness on the shipped set (48 questions on the sample databases) with the
+# configured backend (the offline model by default): report in data/eval/report.{json,md}.
+.PHONY: eval
+eval: $(STAMP)
+	$(PY) -m inference.eval_samples data/eval/samples
+	$(PY) -m inference.eval --data data/eval/samples --out data/eval/report.json
