@@ -163,6 +163,27 @@ class ClaimedDeliveryRow(Base):
     claimed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+class ExampleRow(Base):
+    __tablename__ = "verified_examples"
+    __table_args__ = (
+        UniqueConstraint("database", "question_key", name="uq_verified_examples_question"),
+        CheckConstraint("status IN ('active', 'set_aside')", name="ck_verified_examples_status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    database: Mapped[str] = mapped_column(String(DATABASE_CHARS), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    question_key: Mapped[str] = mapped_column(String(ID_CHARS))
+    sql: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(32))
+    audit_id: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(ID_CHARS))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    schema_hash: Mapped[str] = mapped_column(String(64))
+
+
 class BotStoreError(UserFacingError):
     """A bot-state operation was refused; ``message`` is the sentence a person sees."""
 
@@ -222,6 +243,25 @@ class ThreadTurn:
     question: str
     sql: str
     audit_id: int
+
+
+ExampleSource = Literal["thumbs_up", "correction", "admin"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifiedExample:
+    """A (question, SQL) pair known good for a database; ``set_aside`` ones no longer pass
+    the guard on the current schema and are not shown to the model."""
+
+    id: int
+    database: str
+    question: str
+    sql: str
+    source: str
+    status: Literal["active", "set_aside"]
+    reason: str | None
+    schema_hash: str
+    created_by: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -396,6 +436,64 @@ class BotStore:
                     counts[fb.audit_id]["corrected"] += fb.corrected_sql is not None
         return [(e, counts[e.id]) for e in entries]
 
+    # --- verified examples ---------------------------------------------------------------
+
+    def add_example(
+        self,
+        *,
+        database: str,
+        question: str,
+        sql: str,
+        source: ExampleSource,
+        created_by: str,
+        schema_hash: str,
+        audit_id: int | None = None,
+    ) -> int:
+        """Keep a verified example; the same question (normalized) again replaces its SQL."""
+        validate_name(database)
+        key = {"database": database, "question_key": _question_key(question)}
+        values: dict[str, Any] = {
+            "question": question.strip(),
+            "sql": sql.strip(),
+            "source": source,
+            "audit_id": audit_id,
+            "created_by": created_by,
+            "created_at": self._clock(),
+            "status": "active",
+            "reason": None,
+            "schema_hash": schema_hash,
+        }
+        self._upsert(ExampleRow, key, values)
+        with Session(self._engine) as session:
+            found = session.scalar(select(ExampleRow.id).filter_by(**key))
+        assert found is not None
+        return found
+
+    def examples(self, database: str) -> list[VerifiedExample]:
+        """All examples of a database, active and set aside, oldest first."""
+        query = select(ExampleRow).where(ExampleRow.database == database).order_by(ExampleRow.id)
+        with Session(self._engine) as session:
+            return [_example(row) for row in session.scalars(query)]
+
+    def set_example_status(
+        self, example_id: int, *, status: Literal["active", "set_aside"], reason: str | None, schema_hash: str
+    ) -> None:
+        with Session(self._engine) as session:
+            row = session.get(ExampleRow, example_id)
+            if row is not None:
+                row.status, row.reason, row.schema_hash = status, reason, schema_hash
+                session.commit()
+
+    def remove_example(self, example_id: int) -> VerifiedExample | None:
+        with Session(self._engine) as session:
+            row = session.get(ExampleRow, example_id)
+            if row is None:
+                return None
+            example = _example(row)
+            session.delete(row)
+            session.commit()
+        return example
+
     # --- access -----------------------------------------------------------------------------
 
     def set_origin(self, database: str, *, platform: str, workspace: str) -> None:
@@ -428,7 +526,7 @@ class BotStore:
         return origin.platform == where.platform and origin.workspace == where.workspace
 
     def forget(self, database: str) -> None:
-        """Drop the origin, access rows and channel defaults of a removed database.
+        """Drop the origin, access rows, channel defaults and examples of a removed database.
 
         Audit rows and feedback stay: they are history, and name the database as text.
         """
@@ -436,6 +534,7 @@ class BotStore:
             session.execute(delete(DbOriginRow).where(DbOriginRow.database == database))
             session.execute(delete(DbAccessRow).where(DbAccessRow.database == database))
             session.execute(delete(ChannelDefaultRow).where(ChannelDefaultRow.database == database))
+            session.execute(delete(ExampleRow).where(ExampleRow.database == database))
             session.commit()
 
     # --- channel defaults ---------------------------------------------------------------------
@@ -530,6 +629,24 @@ class BotStore:
                 except IntegrityError:
                     if attempt:
                         raise
+
+
+def _question_key(question: str) -> str:
+    return " ".join(question.lower().split()).rstrip("?!. ")[:ID_CHARS]
+
+
+def _example(row: ExampleRow) -> VerifiedExample:
+    return VerifiedExample(
+        id=row.id,
+        database=row.database,
+        question=row.question,
+        sql=row.sql,
+        source=row.source,
+        status="active" if row.status == "active" else "set_aside",
+        reason=row.reason,
+        schema_hash=row.schema_hash,
+        created_by=row.created_by,
+    )
 
 
 def _utcnow() -> dt.datetime:

@@ -49,6 +49,8 @@ def assistant_config(settings: Settings) -> AssistantConfig:
         prompt_format=prompt_format,
         warmup_wait_s=settings.warmup_wait_s,
         experiment=Experiment.parse(settings.experiment),
+        examples_k=settings.examples_per_prompt,
+        clarify=settings.clarify_unmatched,
     )
 
 

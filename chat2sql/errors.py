@@ -126,6 +126,16 @@ class NeedDatabase(BotError):
         self.choices = choices
 
 
+class Unmatched(BotError):
+    """The question names nothing in the database's schema: ask which data it means."""
+
+    def __init__(self, database: str, tables: tuple[str, ...], other_databases: tuple[str, ...] = ()) -> None:
+        super().__init__(database, tables, other_databases)
+        self.database = database
+        self.tables = tables
+        self.other_databases = other_databases
+
+
 class NotAllowedHere(BotError):
     def __init__(self, name: str) -> None:
         super().__init__(name)

@@ -53,6 +53,12 @@ def user_message(err: BaseException) -> str:
             return (
                 f"Which database? Ask again as `[db:NAME] your question` or set one with `use NAME`. Choices: {names}."
             )
+        case errors.Unmatched(database=database, other_databases=others):
+            where = f" Or did you mean {', '.join(f'`{o}`' for o in others)}?" if others else ""
+            return (
+                f"I couldn't match your question to anything in `{database}`. Which data do you mean? "
+                f"Pick a table below or rephrase with the names you see in `Show schema`.{where}"
+            )
         case errors.NotAllowedHere(name=name):
             return (
                 f"The database '{name}' is not available in this channel. "
@@ -76,6 +82,9 @@ def user_message(err: BaseException) -> str:
             return "Something went wrong on our side; the error has been logged."
 
 
+GUARD_FAILED_TWICE = "Pick the data to use below, or rephrase the question."
+
+
 HELP = """Ask me a question about your data and I'll write the SQL.
 
 • `how many customers per country?` — uses this channel's database
@@ -90,8 +99,39 @@ Every query is checked and runs read-only."""
 
 ADMIN_USAGE = (
     "`admin register NAME URL [description]` | `admin list` | `admin describe NAME` | `admin refresh NAME` | "
-    "`admin remove NAME` | `admin grant NAME CHANNEL` | `admin revoke NAME CHANNEL`"
+    "`admin remove NAME` | `admin grant NAME CHANNEL` | `admin revoke NAME CHANNEL` | "
+    "`admin examples NAME` | `admin example add NAME QUESTION => SQL` | `admin example remove ID`"
 )
+
+
+def example_kept(database: str) -> str:
+    return f" Kept as a verified example for `{database}`: similar questions will be shown it."
+
+
+def example_refused(reason: str) -> str:
+    return f" It was not kept as an example: {reason}."
+
+
+EXAMPLE_FOR_ADMINS = " An admin can make a correction a verified example (`admin example add`)."
+
+
+def example_added(example_id: int, database: str) -> str:
+    return f"Example #{example_id} added to `{database}`."
+
+
+def example_removed(example_id: int, database: str) -> str:
+    return f"Example #{example_id} removed from `{database}`."
+
+
+def no_example(example_id: int) -> str:
+    return f"There is no example #{example_id}."
+
+
+def no_examples(database: str) -> str:
+    return (
+        f"`{database}` has no verified examples yet: 👍 good answers, "
+        f"or `admin example add {database} QUESTION => SQL`."
+    )
 
 
 def registry_unusable(reason: str) -> str:
@@ -171,3 +211,36 @@ def teams_preview_note(rows: int, elapsed_ms: float, *, more_rows: bool, cut: bo
 
 def teams_schema_title(database: str) -> str:
     return f"Schema of **{database}**"
+
+
+# --- Explain and charts (plain English from the SQL's structure; charts from a spec) ---------
+
+EXPLAIN = "Explain"
+CHART = "Chart"
+EXPLAIN_GONE = "That answer can no longer be explained."
+EXPLAIN_UNREADABLE = "I can't read this query's structure, so I won't guess what it does."
+EXPLAIN_CUT = "✂️ The rest of this explanation was cut; the query has more parts."
+CHART_UNSUITABLE = (
+    "This result can't be charted: a chart needs one label or date column and one numeric column, "
+    "with at least two rows."
+)
+CHART_TOO_LARGE = "The chart came out too large to send here; try a question with fewer rows."
+CHART_UPLOAD_FAILED = "The chart could not be attached as an image."
+MORE_CHOICES = "More choices"
+
+
+def explain_title(database: str) -> str:
+    return f"What this query on {database} does:"
+
+
+def chart_note(shown: int, total: int, *, more_rows: bool) -> str:
+    notes = []
+    if shown < total:
+        notes.append(f"first {shown} of {total} rows")
+    if more_rows:
+        notes.append("the preview stopped at its row limit")
+    return "; ".join(notes)
+
+
+def choices_cut(hidden: int) -> str:
+    return f"…and {hidden} more; ask again naming the one you mean."

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     workspace_burst: int = Field(default=200, ge=1)
     cache_ttl_s: float = Field(default=3600.0, ge=0)
     schema_budget_tokens: int = Field(default=1500, ge=100, le=30_000)
+    examples_per_prompt: int = Field(default=3, ge=0, le=5, description="Verified examples shown to the model.")
+    clarify_unmatched: bool = Field(
+        default=True, description="Ask which data is meant when a question matches nothing in the schema."
+    )
     warmup_wait_s: float = Field(default=240.0, ge=0, le=900, description="How long a question waits on a cold worker.")
 
     # --- the chat server (python -m bot serve) -------------------------------------------

@@ -20,7 +20,7 @@ Write only the SQL query, nothing else.<|im_end|>
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chat2sql.errors import UserFacingError
@@ -78,6 +78,9 @@ _FOLLOW_UP = (
     "<|im_start|>assistant\n"
 )
 
+_EXAMPLES_HEAD = "\n\nVerified examples for this database:"
+_EXAMPLE = "\nQuestion: {question}\nSQL: {sql}"
+
 _DIALECT_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL", "mysql": "MySQL"}
 
 
@@ -134,12 +137,15 @@ def build_prompt(
     previous_error: str | None = None,
     prior_question: str | None = None,
     prior_sql: str | None = None,
+    examples: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The exact model input. When ``max_tokens`` is set, whole tables are dropped from the
     end of the schema until the prompt fits: the question is never cut.
 
     ``prior_question``/``prior_sql`` make it a follow-up; ``previous_sql``/``previous_error``
-    a retry of the answer that failed."""
+    a retry of the answer that failed. ``examples`` (verified question/SQL pairs) go after the
+    schema in the ``schema`` format; the ``seed`` format is the adapter's training prompt and
+    stays byte for byte, so it takes none. Without examples the prompt is unchanged."""
     fmt = get_format(format_name)
     follow_up = ""
     if prior_question and prior_sql:
@@ -150,7 +156,8 @@ def build_prompt(
         prompt = _SEED_V1.format(db_id=database_name, question=question) + follow_up + retry
         return _check_fits(prompt, max_tokens, count_tokens)
     head = _SCHEMA_V1_HEAD.format(dialect=_DIALECT_NAMES.get(dialect, dialect), db_id=database_name)
-    tail = _SCHEMA_V1_TAIL.format(question=question) + follow_up + retry
+    shown = "".join(_EXAMPLE.format(question=q, sql=sql) for q, sql in examples)
+    tail = (_EXAMPLES_HEAD + shown if shown else "") + _SCHEMA_V1_TAIL.format(question=question) + follow_up + retry
     blocks = [b for b in schema_text.strip().split("\n\n") if b.strip()]
     while True:
         prompt = head + "\n\n".join(blocks) + tail
@@ -179,6 +186,7 @@ def prompt_for(
         previous_error=request.previous.error if request.previous else None,
         prior_question=request.context.question if request.context else None,
         prior_sql=request.context.sql if request.context else None,
+        examples=[(e.question, e.sql) for e in request.examples],
     )
 
 

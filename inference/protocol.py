@@ -62,6 +62,18 @@ class PriorTurn(_Strict):
     _tokens = field_validator("question", "sql")(reject_control_tokens)
 
 
+MAX_EXAMPLES = 5
+
+
+class Example(_Strict):
+    """A verified (question, SQL) pair for the same database, shown to the model as a hint."""
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    sql: str = Field(min_length=1, max_length=4000)
+
+    _tokens = field_validator("question", "sql")(reject_control_tokens)
+
+
 class GenerateRequest(_Strict):
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     database: DatabaseInfo
@@ -70,6 +82,7 @@ class GenerateRequest(_Strict):
     max_new_tokens: int | None = Field(default=None, ge=1, le=MAX_NEW_TOKENS_LIMIT)
     previous: PreviousAttempt | None = None
     context: PriorTurn | None = None
+    examples: list[Example] = Field(default_factory=list, max_length=MAX_EXAMPLES)
 
     _tokens = field_validator("question", "adapter", "prompt_format")(reject_control_tokens)
 

@@ -100,10 +100,21 @@ def render_schema(
     return text
 
 
+def table_scores(schema: DatabaseSchema, question: str) -> dict[str, float]:
+    """How much of each table the question mentions (names, column names, sample values);
+    all zero when the question matches nothing in the schema."""
+    words = _stems(question)
+    return {t.qualified_name: _score(t, words) for t in schema.tables}
+
+
+def stems(text: str) -> set[str]:
+    """The words of ``text`` as the schema ranking compares them (split, lowercased, singular)."""
+    return _stems(text)
+
+
 def rank_tables(schema: DatabaseSchema, question: str) -> list[str]:
     """Table names, most relevant to the question first; neighbours follow their tables."""
-    words = _stems(question)
-    scores = {t.qualified_name: _score(t, words) for t in schema.tables}
+    scores = table_scores(schema, question)
     neighbours = _neighbours(schema)
     order: list[str] = []
     seen: set[str] = set()

@@ -186,7 +186,7 @@ def test_audit_entry_json(store: BotStore) -> None:
     assert set(payload) == {
         "id", "created_at", "platform", "workspace", "channel", "user_id", "database", "question",
         "sql", "guard_verdict", "preview_rows", "latency_ms", "cache_hit", "error_kind", "adapter",
-        "trace_id",
+        "trace_id", "arm", "preview_error",
     }  # fmt: skip
 
 

@@ -7,21 +7,38 @@ echo a URL with its password.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING
 
+from bot.core import examples
 from bot.core.grammar import Admin
-from bot.store import Where
+from bot.store import VerifiedExample, Where
 from chat2sql import errors, messages
+from schemas import guard
 from schemas.render import render_schema
 
 if TYPE_CHECKING:
     from bot.core.assistant import Assistant
 
 
-async def run_admin(assistant: Assistant, command: Admin, where: Where) -> str:
+async def run_admin(assistant: Assistant, command: Admin, where: Where, text: str = "") -> str:
     registry, store = assistant.registry, assistant.store
     args = command.args
     match command.action, len(args):
+        case "examples", 1:
+            entry = registry.get(args[0])
+            await asyncio.to_thread(examples.current, store, entry)  # re-checks after a schema change
+            found = store.examples(entry.name)
+            if not found:
+                return messages.no_examples(entry.name)
+            return "\n".join(_example_line(e) for e in found)
+        case "example", n if n >= 1 and args[0].lower() == "add":
+            return await _add_example(assistant, text, where)
+        case "example", 2 if args[0].lower() == "remove" and args[1].lstrip("#").isdigit():
+            removed = store.remove_example(int(args[1].lstrip("#")))
+            if removed is None:
+                return messages.no_example(int(args[1].lstrip("#")))
+            return messages.example_removed(removed.id, removed.database)
         case "register", 3:
             name, url, description = args
             entry = await asyncio.to_thread(
@@ -58,3 +75,34 @@ async def run_admin(assistant: Assistant, command: Admin, where: Where) -> str:
             (store.grant if action == "grant" else store.revoke)(name, target)
             return messages.granted(name, channel, action == "grant")
     raise errors.UnknownCommand(messages.ADMIN_USAGE)
+
+
+_EXAMPLE_ADD = re.compile(
+    r"^\s*admin\s+example\s+add\s+(?P<db>\S+)\s+(?P<question>.+?)\s+=>\s+(?P<sql>.+)$", re.S | re.I
+)
+
+
+async def _add_example(assistant: Assistant, text: str, where: Where) -> str:
+    """``admin example add NAME QUESTION => SQL``: kept only if the SQL passes the guard."""
+    match = _EXAMPLE_ADD.match(text)
+    if match is None:
+        raise errors.UnknownCommand(messages.ADMIN_USAGE)
+    entry = assistant.registry.get(match["db"])
+    sql = match["sql"].strip().rstrip(";").strip()
+    verdict = await asyncio.to_thread(guard.check, sql, entry.schema)
+    if not verdict.ok:
+        raise errors.GuardRejected(str(verdict.rule), str(verdict.reason))
+    example_id = assistant.store.add_example(
+        database=entry.name,
+        question=match["question"].strip(),
+        sql=sql,
+        source="admin",
+        created_by=f"{where.platform}:{where.user_id}",
+        schema_hash=entry.schema_hash,
+    )
+    return messages.example_added(example_id, entry.name)
+
+
+def _example_line(e: VerifiedExample) -> str:
+    aside = f" — set aside: {e.reason}" if e.status == "set_aside" else ""
+    return f"• #{e.id} ({e.source}) {e.question} → `{e.sql}`{aside}"

@@ -23,11 +23,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.core import examples as verified
 from bot.core.access import Admins
 from bot.core.experiment import Experiment
 from bot.core.grammar import Admin, Ask, Command, Databases, Empty, Help, Use, parse
 from bot.metrics import BotMetrics
-from bot.store import AuditRecord, BotStore, ThreadTurn, Where
+from bot.store import AuditEntry, AuditRecord, BotStore, ThreadTurn, VerifiedExample, Where
 from chat2sql import errors, messages
 from chat2sql.cache import ResponseCache, cache_key, normalize_question
 from chat2sql.log import request_id
@@ -38,6 +39,7 @@ from inference.client import InferenceClient, WorkerColdStarting
 from inference.protocol import (
     MAX_QUESTION_CHARS,
     DatabaseInfo,
+    Example,
     GenerateRequest,
     GenerateResponse,
     PreviousAttempt,
@@ -47,7 +49,7 @@ from inference.protocol import (
 from schemas import guard
 from schemas.preview import ReadOnlyRunner, run_checked
 from schemas.registry import RegisteredDatabase, Registry
-from schemas.render import render_schema
+from schemas.render import rank_tables, render_schema, table_scores
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,10 @@ class AssistantConfig:
     prompt_format: str = "schema"
     warmup_wait_s: float = 240.0
     experiment: Experiment | None = None
+    examples_k: int = 3  # verified examples per prompt (0: none)
+    examples_budget_tokens: int = 400
+    retry: bool = True  # one automatic retry that shows the model its error
+    clarify: bool = False  # ask back when a question matches nothing in the schema (on in production settings)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,6 +135,7 @@ class _Outcome:
     question: str = ""
     notify: Notify | None = None
     arm: str | None = None
+    options: tuple[Option, ...] = ()
 
 
 class Assistant:
@@ -249,7 +256,9 @@ class Assistant:
             ),
         )
         if reply_kind == "error":
-            options = tuple(Option(label=c, text=f"[db:{c}] {question.strip()}") for c in choices)
+            options = outcome.options or tuple(Option(label=c, text=f"[db:{c}] {question.strip()}") for c in choices)
+            if outcome.options and outcome.error_kind == "GuardRejected":
+                text = f"{text} {messages.GUARD_FAILED_TWICE}"
             return Reply(kind="error", text=text, error_kind=outcome.error_kind, choices=choices, options=options)
         assert outcome.database is not None and outcome.sql is not None
         turn = ThreadTurn(database=outcome.database, question=outcome.question, sql=outcome.sql, audit_id=audit_id)
@@ -310,10 +319,48 @@ class Assistant:
         except errors.Chat2SQLError as err:
             return Reply(kind="error", text=messages.user_message(err), error_kind=type(err).__name__)
         entry = self.store.get(audit_id)
+        note = ""
         if entry is not None:
             value = 1.0 if rating == "up" else 0.0
             self.tracer.score(trace_id=entry.trace_id, name="user_feedback", value=value, comment=corrected_sql)
-        return Reply(kind="text", text=messages.feedback_thanks(rating))
+            note = self._keep_example(entry, where, rating, corrected_sql)
+        return Reply(kind="text", text=messages.feedback_thanks(rating) + note)
+
+    def _keep_example(self, entry: AuditEntry, where: Where, rating: str, corrected_sql: str | None) -> str:
+        """👍 answers and admins' corrections become verified examples of their database."""
+        if entry.database is None or entry.database not in self.registry.names():
+            return ""
+        database = self.registry.get(entry.database)
+        who = f"{where.platform}:{where.user_id}"
+        if rating == "up" and entry.sql and entry.error_kind is None:
+            self.store.add_example(
+                database=database.name,
+                question=entry.question,
+                sql=entry.sql,
+                source="thumbs_up",
+                created_by=who,
+                schema_hash=database.schema_hash,
+                audit_id=entry.id,
+            )
+            return ""
+        if rating == "down" and corrected_sql:
+            if not self._admins.allows(where.platform, where.user_id):
+                return messages.EXAMPLE_FOR_ADMINS
+            sql = corrected_sql.strip().rstrip(";").strip()
+            verdict = guard.check(sql, database.schema)
+            if not verdict.ok:
+                return messages.example_refused(f"{verdict.rule}: {verdict.reason}")
+            self.store.add_example(
+                database=database.name,
+                question=entry.question,
+                sql=sql,
+                source="correction",
+                created_by=who,
+                schema_hash=database.schema_hash,
+                audit_id=entry.id,
+            )
+            return messages.example_kept(database.name)
+        return ""
 
     def schema_text(self, database: str, where: Where) -> str:
         return render_schema(self._allowed_entry(database, where).schema)
@@ -338,6 +385,9 @@ class Assistant:
             outcome.arm = experiment.label(arm_name)
         outcome.adapter = adapter
         context = PriorTurn(question=turn.question, sql=turn.sql) if turn and turn.database == entry.name else None
+        shown = await asyncio.to_thread(self._examples_for, entry, question)
+        if context is None and not shown and self.config.clarify:
+            await asyncio.to_thread(self._check_matches, entry, question, where, outcome)
         key = cache_key(
             entry.name,
             entry.schema_hash,
@@ -345,6 +395,7 @@ class Assistant:
             prompt_format,
             normalize_question(question),
             *((normalize_question(context.question), context.sql) if context else ()),
+            *(f"example:{e.id}:{e.sql}" for e in shown),
         )
         if self.config.cache_ttl_s > 0:
             cached = await self._cache.get(key)
@@ -365,14 +416,19 @@ class Assistant:
             prompt_format=prompt_format,
             database=DatabaseInfo(name=entry.name, dialect=entry.schema.dialect, schema_text=schema_text),
             context=context,
+            examples=[Example(question=e.question, sql=e.sql) for e in shown],
         )
         sql, problem = await self._attempt(request, entry, outcome)
+        if problem is not None and not self.config.retry:
+            outcome.options = self._table_options(entry, question)
+            raise errors.GuardRejected(outcome.verdict or "validation", problem)
         if problem is not None:
             self.metrics.retries.inc()
             previous = PreviousAttempt(sql=(outcome.sql or sql or "(no SQL)")[:4000], error=problem[:500])
             with self.tracer.observe("retry", input=problem[:500]):
                 sql, problem = await self._attempt(request.model_copy(update={"previous": previous}), entry, outcome)
             if problem is not None:
+                outcome.options = self._table_options(entry, question)
                 raise errors.GuardRejected(outcome.verdict or "validation", problem)
         assert sql is not None
         if self.config.cache_ttl_s > 0:
@@ -428,6 +484,46 @@ class Assistant:
             outcome.verdict = "database_error"
             return checked.normalized, messages.user_message(err)
         return checked.normalized, None
+
+    def _examples_for(self, entry: RegisteredDatabase, question: str) -> list[VerifiedExample]:
+        if self.config.examples_k <= 0:
+            return []
+        return verified.select(
+            verified.current(self.store, entry),
+            question,
+            k=self.config.examples_k,
+            budget_tokens=self.config.examples_budget_tokens,
+        )
+
+    def _check_matches(self, entry: RegisteredDatabase, question: str, where: Where, outcome: _Outcome) -> None:
+        """A question that names nothing in a multi-table schema gets a clarifying question
+        (tables to pick, and other databases here that it does match) instead of a guess."""
+        if len(entry.schema.tables) < 2 or any(score > 0 for score in table_scores(entry.schema, question).values()):
+            return
+        others = tuple(
+            name
+            for name in self.registry.names()
+            if name != entry.name
+            and self.store.is_allowed(name, where)
+            and any(score > 0 for score in table_scores(self.registry.get(name).schema, question).values())
+        )[:3]
+        outcome.options = (
+            *(Option(label=f"db:{name}", text=f"[db:{name}] {question}") for name in others),
+            *self._table_options(entry, question),
+        )
+        raise errors.Unmatched(entry.name, tuple(t.qualified_name for t in entry.schema.tables[:5]), others)
+
+    @staticmethod
+    def _table_options(entry: RegisteredDatabase, question: str, limit: int = 4) -> tuple[Option, ...]:
+        """Buttons that ask again naming one table: the most relevant first, else the best connected."""
+        ranked = rank_tables(entry.schema, question)
+        if not any(score > 0 for score in table_scores(entry.schema, question).values()):
+            links = {t.qualified_name: len(t.foreign_keys) for t in entry.schema.tables}
+            for t in entry.schema.tables:
+                for fk in t.foreign_keys:
+                    links[fk.ref_table] = links.get(fk.ref_table, 0) + 1
+            ranked = sorted(links, key=lambda n: (-links[n], n))
+        return tuple(Option(label=t, text=f"[db:{entry.name}] {question} (use table {t})") for t in ranked[:limit])
 
     def _observe_generation(self, response: GenerateResponse, elapsed_s: float) -> None:
         m = self.metrics
@@ -539,7 +635,7 @@ class Assistant:
             reply = Reply(kind="error", text=messages.user_message(errors.AdminOnly()), error_kind="AdminOnly")
         else:
             try:
-                reply = Reply(kind="text", text=await run_admin(self, command, where))
+                reply = Reply(kind="text", text=await run_admin(self, command, where, text))
             except errors.Chat2SQLError as err:
                 reply = Reply(kind="error", text=messages.user_message(err), error_kind=type(err).__name__)
         await asyncio.to_thread(
