@@ -11,10 +11,14 @@ format, schema rendering within the budget, guard, validation run and one retry 
 or database error as in chat. The harness only watches the inference client.
 
 A configuration (``SPEC``) is a JSON or YAML file or an inline ``key=value,key=value`` list
-with the keys ``name``, ``adapter``, ``prompt_format``, ``schema_budget`` and ``retry``
-(on/off); unset keys come from the settings, as in the bot. With ``retry=off`` the
-assistant's retry gets the first answer back, so it gives up exactly where it would have
-retried.
+with the keys ``name``, ``adapter``, ``prompt_format``, ``schema_budget``, ``retry``,
+``examples`` and ``clarify`` (on/off); unset keys come from the settings, as in the bot.
+``retry=off`` turns off the assistant's one automatic retry. ``examples=on`` gives the
+assistant the set's other questions of the same database as verified examples
+(leave-one-out: a question never sees its own gold SQL). ``clarify=on`` lets it ask back
+when a question matches nothing in the schema; the clarification rate is reported.
+``--recall BUDGET,...`` also reports, per schema token budget, the share of the gold
+queries' tables that the budgeted schema keeps (no model needed).
 
 Reported, overall and by difficulty: execution accuracy (``inference.eval_metrics``:
 Spider's result comparison), the seed's normalized exact match, valid-SQL rate (the
@@ -58,7 +62,8 @@ EVAL_MAX_ROWS = 100_000
 EXEC_TIMEOUT_S = 30.0
 DIFFICULTY_ORDER = ("easy", "medium", "hard", "extra")
 _UNLIMITED = Limit(1_000_000.0, 1_000_000)
-_CONFIG_KEYS = frozenset({"name", "adapter", "prompt_format", "schema_budget", "retry"})
+_CONFIG_KEYS = frozenset({"name", "adapter", "prompt_format", "schema_budget", "retry", "examples", "clarify"})
+_FLAGS = frozenset({"retry", "examples", "clarify"})
 _TRUE, _FALSE = frozenset({"on", "true", "yes", "1"}), frozenset({"off", "false", "no", "0"})
 
 
@@ -84,6 +89,8 @@ class EvalConfig:
     prompt_format: str = "schema"
     schema_budget: int = 1500
     retry: bool = True
+    examples: bool = False
+    clarify: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EvalConfig:
@@ -122,10 +129,10 @@ class EvalConfig:
 
 
 def _coerce(key: str, value: Any) -> Any:
-    if key == "retry":
+    if key in _FLAGS:
         text = str(value).lower()
         if text not in _TRUE | _FALSE:
-            raise EvalError(f"retry must be on or off, not {value!r}")
+            raise EvalError(f"{key} must be on or off, not {value!r}")
         return text in _TRUE
     if key == "schema_budget":
         return int(value)
@@ -188,6 +195,7 @@ class ItemResult:
     prompt_tokens: int
     completion_tokens: int
     exec_error: str | None = None
+    clarified: bool = False
 
 
 class _Recorder:
@@ -255,11 +263,17 @@ async def evaluate(
                         preview_max_rows=EVAL_MAX_ROWS,
                         adapter=config.adapter,
                         prompt_format=config.prompt_format,
+                        retry=config.retry,
+                        clarify=config.clarify,
+                        examples_k=3 if config.examples else 0,
                     ),
                 )
+                own = _add_examples(registry, store, examples, names, gold) if config.examples else {}
                 results = []
                 for index, example in enumerate(examples):
+                    hidden = _hide(store, registry, own.get(index), names[example.db_id])
                     result = await _one(assistant, recorder, index, example, names[example.db_id], data, gold[index])
+                    _unhide(store, hidden, registry, names[example.db_id])
                     results.append(result)
                     if progress is not None:
                         progress(_progress_line(config, result, len(examples)))
@@ -268,6 +282,85 @@ async def evaluate(
         finally:
             registry.close()
             store.close()
+
+
+def _add_examples(
+    registry: Registry,
+    store: BotStore,
+    examples: Sequence[Example],
+    names: dict[str, str],
+    gold: dict[int, list[tuple[Any, ...]] | str],
+) -> dict[int, int]:
+    """Every question with a runnable gold query becomes a verified example; index → example id."""
+    ids: dict[int, int] = {}
+    for index, example in enumerate(examples):
+        if isinstance(gold[index], str):
+            continue
+        entry = registry.get(names[example.db_id])
+        ids[index] = store.add_example(
+            database=entry.name,
+            question=example.question,
+            sql=example.query,
+            source="admin",
+            created_by="eval",
+            schema_hash=entry.schema_hash,
+        )
+    return ids
+
+
+def _hide(store: BotStore, registry: Registry, example_id: int | None, name: str) -> int | None:
+    """Leave-one-out: the question's own example is set aside while it is asked."""
+    if example_id is not None:
+        store.set_example_status(
+            example_id, status="set_aside", reason="eval", schema_hash=registry.get(name).schema_hash
+        )
+    return example_id
+
+
+def _unhide(store: BotStore, example_id: int | None, registry: Registry, name: str) -> None:
+    if example_id is not None:
+        store.set_example_status(example_id, status="active", reason=None, schema_hash=registry.get(name).schema_hash)
+
+
+def schema_recall(examples: Sequence[Example], data: Path, budgets: Sequence[int]) -> dict[str, Any]:
+    """Per schema budget (tokens): the share of gold-query tables the budgeted schema keeps,
+    over all (question, table) pairs, and the share of questions that keep every table."""
+    import sqlglot
+    from sqlglot import exp
+
+    from schemas.introspect import introspect_url
+    from schemas.render import render_table
+
+    schemas = {
+        db_id: introspect_url(f"sqlite:///{database_path(data, db_id).resolve()}")
+        for db_id in sorted({e.db_id for e in examples})
+    }
+    out: dict[str, Any] = {}
+    for budget in budgets:
+        kept = needed = complete = 0
+        for example in examples:
+            schema = schemas[example.db_id]
+            ctes = {c.alias_or_name.lower() for c in sqlglot.parse_one(example.query, read="sqlite").find_all(exp.CTE)}
+            tables = {
+                t.name.lower() for t in sqlglot.parse_one(example.query, read="sqlite").find_all(exp.Table)
+            } - ctes
+            rendered = render_schema_tables(schema, example.question, budget, render_table)
+            hit = tables & rendered
+            kept, needed = kept + len(hit), needed + len(tables)
+            complete += hit == tables
+        out[str(budget)] = {
+            "table_recall": round(kept / needed, 4) if needed else None,
+            "questions_complete": round(complete / len(examples), 4) if examples else None,
+        }
+    return out
+
+
+def render_schema_tables(schema: Any, question: str, budget: int, render_table: Any) -> set[str]:
+    """The tables (lowercased) that the budgeted schema text shows."""
+    from schemas.render import render_schema
+
+    text = render_schema(schema, question=question, max_tokens=budget)
+    return {t.name.lower() for t in schema.tables if render_table(t, schema) in text}
 
 
 def _register(registry: Registry, data: Path, db_id: str) -> str:
@@ -315,6 +408,7 @@ async def _one(
         execution_match=matched,
         exact_match=final is not None and exact_match(final, example.query),
         retried=recorder.retried,
+        clarified=bool(reply.options) and reply.error_kind in ("Unmatched", "GuardRejected", "NeedDatabase"),
         model_calls=len(responses),
         latency_ms=round(latency_ms, 1),
         generation_ms=round(sum(r.latency_ms for r in responses), 1),
@@ -352,6 +446,7 @@ class Summary:
     exact_match: float
     valid_sql_rate: float
     retry_rate: float
+    clarification_rate: float
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     mean_prompt_tokens: float
@@ -373,6 +468,7 @@ def summarize(results: Sequence[ItemResult]) -> Summary:
         exact_match=share(lambda r: r.exact_match),
         valid_sql_rate=share(lambda r: r.valid),
         retry_rate=share(lambda r: r.retried),
+        clarification_rate=share(lambda r: r.clarified),
         latency_p50_ms=None if p50 is None else round(p50, 1),
         latency_p99_ms=None if p99 is None else round(p99, 1),
         mean_prompt_tokens=round(sum(r.prompt_tokens for r in results) / n, 1) if n else 0.0,
@@ -433,19 +529,28 @@ def markdown(result: dict[str, Any]) -> str:
         config = run["config"]
         lines += [
             f"**{config['name']}**: adapter `{config['adapter'] or 'base'}`, prompt `{config['prompt_format']}`, "
-            f"schema budget {config['schema_budget']} tokens, retry {'on' if config['retry'] else 'off'}",
+            f"schema budget {config['schema_budget']} tokens, retry {'on' if config['retry'] else 'off'}, "
+            f"examples {'on' if config.get('examples') else 'off'}, clarify {'on' if config.get('clarify') else 'off'}",
             "",
-            "| difficulty | n | exec. acc. | exact match | valid SQL | retry rate | p50 s | p99 s | tokens in/out |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| difficulty | n | exec. acc. | exact match | valid SQL | retry rate | clarified | p50 s | p99 s "
+            "| tokens in/out |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for level, s in run["summary"].items():
             lines.append(
                 f"| {level} | {s['n']} | {_pct(s['execution_accuracy'])} | {_pct(s['exact_match'])} "
-                f"| {_pct(s['valid_sql_rate'])} | {_pct(s['retry_rate'])} | {_secs(s['latency_p50_ms'])} "
+                f"| {_pct(s['valid_sql_rate'])} | {_pct(s['retry_rate'])} | {_pct(s.get('clarification_rate', 0.0))} "
+                f"| {_secs(s['latency_p50_ms'])} "
                 f"| {_secs(s['latency_p99_ms'])} | {s['mean_prompt_tokens']:.0f}/{s['mean_completion_tokens']:.0f} |"
             )
         verdicts = ", ".join(f"{k} {v}" for k, v in run["summary"]["all"]["verdicts"].items())
         lines += ["", f"Final verdicts: {verdicts}.", ""]
+    if "schema_recall" in result:
+        lines += ["Gold tables kept by the budgeted schema:", ""]
+        lines += ["| budget (tokens) | table recall | questions with all tables |", "|---:|---:|---:|"]
+        for budget, r in result["schema_recall"].items():
+            lines.append(f"| {budget} | {_pct(r['table_recall'] or 0)} | {_pct(r['questions_complete'] or 0)} |")
+        lines.append("")
     if "comparison" in result:
         c, m = result["comparison"], result["comparison"]["mcnemar"]
         lines.append(
@@ -498,6 +603,12 @@ async def _main(args: argparse.Namespace) -> int:
     examples = load_dataset(args.data, limit=args.limit)
     if not examples:
         raise EvalError(f"{args.data / 'dev.json'} has no questions")
+    budgets = [int(b) for b in args.recall.split(",")] if args.recall else []
+    if args.recall_only:
+        recall = {"data": str(args.data), "questions": len(examples), "elapsed_s": 0.0, "runs": [],
+                  "schema_recall": schema_recall(examples, args.data, budgets or [base.schema_budget])}  # fmt: skip
+        print(markdown(recall), end="")
+        return 0
     client = inference_client(settings)
     try:
         started = time.perf_counter()
@@ -513,6 +624,8 @@ async def _main(args: argparse.Namespace) -> int:
     finally:
         await client.close()
     result = report(data=args.data, configs=configs, runs=runs, elapsed_s=elapsed)
+    if budgets:
+        result["schema_recall"] = schema_recall(examples, args.data, budgets)
     if args.out is not None:
         md = write_reports(result, args.out)
         print(f"wrote {args.out} and {md}", file=sys.stderr)
@@ -529,6 +642,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="a configuration: file or key=value,... (default: settings)")
     parser.add_argument("--compare", nargs=2, metavar=("CONFIG_A", "CONFIG_B"), help="two configurations, paired")
     parser.add_argument("--inference", choices=("local", "worker", "openai"), default="local", help="backend")
+    parser.add_argument(
+        "--recall", default=None, help="schema budgets (tokens) for the table-recall table, e.g. 1500,400"
+    )
+    parser.add_argument("--recall-only", action="store_true", help="only the table-recall table (no model)")
     args = parser.parse_args(argv)
     try:
         return asyncio.run(_main(args))
