@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) -m bench.inference_bench
 	$(PY) -m bench.core_bench
 	$(PY) -m bench.slack_bench
+	$(PY) -m bench.load
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
