@@ -295,6 +295,7 @@ ELEMENTS_1_5 = {
     "TableRow": "1.5",
     "TableCell": "1.5",
     "Input.Text": "1.0",
+    "Image": "1.0",
 }
 ACTIONS_1_5 = {"Action.Submit": "1.0", "Action.ShowCard": "1.0"}
 
@@ -319,6 +320,8 @@ def card_problems(card: dict[str, Any], *, top: bool = True) -> list[str]:
             problems.append(f"unknown action {kind}")
         elif not action.get("title"):
             problems.append(f"{kind} without a title")
+        elif action.get("mode", "primary") not in ("primary", "secondary"):
+            problems.append(f"unknown action mode {action.get('mode')!r}")
         elif kind == "Action.Submit" and not isinstance(action.get("data"), dict):
             problems.append("Action.Submit data must be an object")
         elif kind == "Action.ShowCard":
@@ -339,6 +342,12 @@ def _element_problems(element: dict[str, Any]) -> list[str]:
         for fact in element.get("facts", []):
             if not (isinstance(fact.get("title"), str) and isinstance(fact.get("value"), str)):
                 problems.append("a fact needs string title and value")
+    if kind == "Image":
+        url = element.get("url")
+        if not (isinstance(url, str) and (url.startswith("https://") or url.startswith("data:image/png;base64,"))):
+            problems.append("an image needs an https or data:image/png URL")
+        if not element.get("altText"):
+            problems.append("an image without altText")
     if kind == "Input.Text" and not element.get("id"):
         problems.append("input without id")
     if kind == "Table":

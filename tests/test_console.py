@@ -123,3 +123,21 @@ def test_demo_answers_the_seed_questions(tmp_path: Path, embedded_model: Path) -
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert proc.stdout.count(" rows") == 3 and "I could not" not in proc.stdout
+
+
+@pytest.mark.asyncio
+async def test_chat_explain_chart_and_choices(settings: Settings, sqlite_url: str, tmp_path: Path) -> None:
+    payroll = "SELECT d.name, SUM(e.salary) AS payroll FROM employees e JOIN departments d ON e.department_id = d.id GROUP BY d.name"
+    bot = _assistant(settings, [payroll])
+    bot.registry.add("hr", sqlite_url, registered_by="t")
+    bot.registry.add("shop", sqlite_url, registered_by="t")
+    script = "\n".join(["explain", "payroll per department?", "2", "explain", "chart", "quit"]) + "\n"
+    out = io.StringIO()
+    assert await chat(bot, stdin=io.StringIO(script), out=out, chart_dir=tmp_path / "charts") == 0
+    text = out.getvalue()
+    assert "Which database?" in text and "  1. hr\n  2. shop\n(type a number to choose)" in text
+    assert "> [db:shop] payroll per department?" in text and "database: shop" in text
+    assert "What this query on shop does:" in text and "Groups the rows by d.name" in text
+    png = tmp_path / "charts" / f"chart-{bot.store.audit(limit=1)[0].id}.png"
+    assert f"payroll by name: {png}" in text and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    await bot.close()

@@ -42,7 +42,13 @@ async def test_slash_command_acks_at_once_then_answers_in_channel(settings: Sett
         assert f"{SQL} LIMIT 50" in json.dumps(answer["blocks"])
         assert "<@U-alice> asked: how many people work here?" in json.dumps(answer["blocks"])
         actions = next(b for b in answer["blocks"] if b["type"] == "actions")
-        assert [e["action_id"] for e in actions["elements"]] == [blocks.PREVIEW, blocks.UP, blocks.DOWN, blocks.SCHEMA]
+        assert [e["action_id"] for e in actions["elements"]] == [
+            blocks.PREVIEW,
+            blocks.EXPLAIN,
+            blocks.UP,
+            blocks.DOWN,
+            blocks.SCHEMA,
+        ]
         assert blocks.all_sections_fit(answer["blocks"])
         audit = h.assistant.store.audit(limit=1)[0]
         assert audit.platform == "slack" and audit.workspace == "T1" and audit.channel == "C-general"

@@ -144,7 +144,7 @@ async def test_channel_mention_gets_an_answer_card_in_the_thread(rig: Rig) -> No
     facts = next(b for b in card["body"] if b["type"] == "FactSet")["facts"]
     assert {"title": "Database", "value": "hr"} in facts and any(f["title"] == "Latency" for f in facts)
     titles = [a["title"] for a in card["actions"]]
-    assert titles == ["Run preview", "👍", "👎", "Show schema"]
+    assert titles == ["Run preview", "Explain", "👍", "👎", "Show schema"]
     audit = rig.assistant.store.audit(limit=1)[0]
     assert (audit.platform, audit.workspace, audit.channel, audit.user_id) == (
         "teams",

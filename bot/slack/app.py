@@ -8,7 +8,10 @@ Entry points, each acknowledged before anything slow (the answer runs in a backg
   follow-up that keeps the thread's database and passes the last question and SQL along.
 - direct messages: every message is a question.
 - buttons: Run preview (a table in the answer's thread, the rows as CSV when they do not
-  fit), 👍, 👎 (a modal for the corrected SQL), Show schema.
+  fit; a Chart button on it when the result has a chart's shape), Explain (the SQL in plain
+  English, from its structure), 👍, 👎 (a modal for the corrected SQL), Show schema.
+- a clarifying question's choices: buttons (an overflow menu past five) whose click is the
+  clicking user's next message, answered where the question was asked.
 
 Slack retries an event it thinks was lost (``X-Slack-Retry-Num``); each message is claimed
 once in the registry database, so a retry never produces a second answer. Requests are
@@ -38,7 +41,9 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import create_engine
 
+from bot.core import charts
 from bot.core.assistant import Reply
+from bot.core.explain import explain
 from bot.server import ServerContext
 from bot.slack import blocks
 from bot.slack.oauth import BOT_SCOPES, InstallationStore, StateStore
@@ -105,7 +110,7 @@ class SlashDelivery:
         else:
             await self._respond(
                 text=reply.text[: blocks.MAX_TEXT_CHARS],
-                blocks=blocks.text_blocks(reply.text),
+                blocks=blocks.reply_blocks(reply.text, reply.options),
                 response_type="ephemeral",
                 replace_original=False,
             )
@@ -129,7 +134,7 @@ class ThreadDelivery:
         if reply.answer is not None:
             text, content = blocks.answer_text(reply.answer), blocks.answer_blocks(reply.answer)
         else:
-            text, content = reply.text[: blocks.MAX_TEXT_CHARS], blocks.text_blocks(reply.text)
+            text, content = reply.text[: blocks.MAX_TEXT_CHARS], blocks.reply_blocks(reply.text, reply.options)
         if reply.error_kind == "RateLimited":  # only the asker needs to know
             await self._client.chat_postEphemeral(
                 channel=self._channel, user=self._user, thread_ts=self._thread_ts, text=text, blocks=content
@@ -282,7 +287,7 @@ class SlackPlatform:
 
     async def preview(self, audit_id: int, where: Where, place: _Place) -> None:
         result = await self.ctx.assistant.preview(audit_id, where)
-        content, incomplete = blocks.preview_blocks(result)
+        content, incomplete = blocks.preview_blocks(result, audit_id=audit_id)
         await self._post_in_thread(place, content, text=result.text or "Preview")
         if incomplete:
             upload = place.client.files_upload_v2(
@@ -296,6 +301,32 @@ class SlackPlatform:
                 await self._post_in_thread(
                     place, [blocks.context(messages.SLACK_FILE_FAILED)], text=messages.SLACK_FILE_FAILED
                 )
+
+    async def explain(self, audit_id: int, where: Where, place: _Place) -> None:
+        reply = await explain(self.ctx.assistant, audit_id, where)
+        if reply.kind == "error":
+            await self._ephemeral(place, reply.text)
+            return
+        await self._post_in_thread(
+            place, blocks.explanation_blocks(reply.text), text=reply.text[: blocks.MAX_TEXT_CHARS]
+        )
+
+    async def chart(self, audit_id: int, where: Where, place: _Place) -> None:
+        """The chart as a PNG file in the answer's thread (``files:write``, like the CSV)."""
+        result = await charts.chart(self.ctx.assistant, audit_id, where)
+        if not result.ok:
+            await self._ephemeral(place, result.text)
+            return
+        upload = place.client.files_upload_v2(
+            channel=place.channel,
+            thread_ts=place.thread_ts,
+            content=result.png,
+            filename=f"chart-{audit_id}.png",
+            title=result.text,
+            alt_txt=result.text,
+        )
+        if not await self._send(upload):
+            await self._ephemeral(place, messages.CHART_UPLOAD_FAILED)
 
     async def schema(self, database: str, where: Where, place: _Place) -> None:
         try:
@@ -330,6 +361,29 @@ class SlackPlatform:
                     channel=place.channel, user=place.user, text=text, thread_ts=place.thread_ts
                 )
             )
+
+
+def option_delivery(
+    body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond, *, text: str
+) -> tuple[Where, Delivery]:
+    """Where the answer to a clicked choice goes: where the question was asked.
+
+    A ``/sql`` question's choices came back through its ``response_url`` (an ephemeral
+    message): the answer goes the same way. Otherwise the choices are a message in a
+    thread (or a DM's top level), and the answer follows there, in the thread's context."""
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    user = body["user"]["id"]
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id", "")
+    team = (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id", "")
+    if container.get("is_ephemeral") or not message:
+        where = Where(platform=PLATFORM, workspace=team, channel=channel, user_id=user)
+        return where, SlashDelivery(respond, user=user, question=text)
+    thread_ts = message.get("thread_ts") or container.get("thread_ts")
+    if thread_ts is None and not channel.startswith("D"):  # a channel message of ours: its thread
+        thread_ts = message.get("ts") or container.get("message_ts")
+    where = Where(platform=PLATFORM, workspace=team, channel=channel, user_id=user, thread=thread_ts)
+    return where, ThreadDelivery(client, channel=channel, thread_ts=thread_ts, user=user)
 
 
 class _Place:
@@ -505,6 +559,37 @@ def _register(bolt: AsyncApp, platform: SlackPlatform) -> None:
                 client, channel=meta.get("channel", ""), thread_ts=meta.get("thread_ts"), user=user, respond=None
             )
             spawn(platform.feedback(meta["audit_id"], where, place, "down", None), name="slack-feedback")
+
+    @bolt.action(blocks.EXPLAIN)
+    async def on_explain(
+        ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        audit_id = _audit_id(action.get("value", ""))
+        if audit_id is not None:
+            where, place = _place(body, client, respond)
+            spawn(platform.explain(audit_id, where, place), name="slack-explain")
+
+    @bolt.action(blocks.CHART)
+    async def on_chart(
+        ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        audit_id = _audit_id(action.get("value", ""))
+        if audit_id is not None:
+            where, place = _place(body, client, respond)
+            spawn(platform.chart(audit_id, where, place), name="slack-chart")
+
+    @bolt.action(blocks.OPTION)
+    @bolt.action(blocks.OPTION_MENU)
+    async def on_option(
+        ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        text = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
+        if text.strip():
+            where, delivery = option_delivery(body, client, respond, text=text)
+            platform.ask(text, where, delivery)
 
     @bolt.action(blocks.SCHEMA)
     async def on_schema(

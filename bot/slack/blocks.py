@@ -15,18 +15,29 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.console import format_table
-from bot.core.assistant import Answer, PreviewReply
+from bot.core.assistant import Answer, Option, PreviewReply
+from bot.core.charts import chartable
 from chat2sql import messages
 
 MAX_BLOCKS = 50
 MAX_SECTION_CHARS = 3000
 MAX_TEXT_CHARS = 3000  # the notification fallback ``text`` (Slack allows more; keep it short)
 MAX_INPUT_CHARS = 3000  # plain_text_input's own maximum
+MAX_BUTTON_TEXT = 75  # a button's (and an overflow option's) label
+MAX_BUTTON_VALUE = 2000
+MAX_OVERFLOW_VALUE = 150
+MAX_OVERFLOW_OPTIONS = 5
+MAX_ACTION_ELEMENTS = 25
+OPTION_BUTTONS = 5  # choices shown as buttons; the rest go in an overflow menu
 
 PREVIEW = "c2s_preview"
 UP = "c2s_up"
 DOWN = "c2s_down"
 SCHEMA = "c2s_schema"
+EXPLAIN = "c2s_explain"
+CHART = "c2s_chart"
+OPTION = "c2s_option"  # a clarifying question's choice: the button's value is the message it sends
+OPTION_MENU = "c2s_option_more"
 CORRECTION = "c2s_correction"  # the modal's callback_id
 CORRECTION_BLOCK, CORRECTION_INPUT = "corrected_sql", "sql"
 
@@ -87,6 +98,7 @@ def answer_blocks(answer: Answer, *, asked_by: str | None = None, question: str 
         "block_id": f"answer:{answer.audit_id}",
         "elements": [
             _button(messages.SLACK_RUN_PREVIEW, PREVIEW, str(answer.audit_id), style="primary"),
+            _button(messages.EXPLAIN, EXPLAIN, str(answer.audit_id)),
             _button("👍", UP, str(answer.audit_id)),
             _button("👎", DOWN, str(answer.audit_id)),
             _button(messages.SLACK_SHOW_SCHEMA, SCHEMA, answer.database),
@@ -119,9 +131,12 @@ def text_blocks(text: str) -> list[Block]:
     return fit(blocks)
 
 
-def preview_blocks(preview: PreviewReply, *, max_rows: int = 40) -> tuple[list[Block], bool]:
+def preview_blocks(
+    preview: PreviewReply, *, max_rows: int = 40, audit_id: int | None = None
+) -> tuple[list[Block], bool]:
     """The preview as a monospace table; True when the table in the message is incomplete
-    (then the caller attaches the rows as CSV)."""
+    (then the caller attaches the rows as CSV). With ``audit_id``, a Chart button when the
+    result has a chart's shape."""
     if not preview.ok:
         return [mrkdwn(f"⚠️ {_escape(preview.text)}")], False
     shown = list(preview.rows[:max_rows])
@@ -138,7 +153,64 @@ def preview_blocks(preview: PreviewReply, *, max_rows: int = 40) -> tuple[list[B
         note += f" · showing {len(shown)}, all {len(preview.rows)} in the CSV below"
     if preview.truncated:
         note += f" · {messages.SLACK_MORE_ROWS}"
-    return [mrkdwn(f"```\n{table}\n```"), context(note)], cut_here
+    content = [mrkdwn(f"```\n{table}\n```"), context(note)]
+    if audit_id is not None and chartable(preview):
+        chart = _button(messages.CHART, CHART, str(audit_id))
+        content.append({"type": "actions", "block_id": f"preview:{audit_id}", "elements": [chart]})
+    return content, cut_here
+
+
+def option_blocks(options: Sequence[Option]) -> list[Block]:
+    """A clarifying question's choices: up to five buttons, the rest in an overflow menu.
+
+    A button's value is the message it sends back. An overflow option holds at most 150
+    characters, so when a further choice is longer (or there are more than fit), every
+    choice is a button instead (up to Slack's 25 per actions block; beyond that a note)."""
+    if not options:
+        return []
+    shown = list(options[:MAX_ACTION_ELEMENTS])
+    rest = shown[OPTION_BUTTONS:]
+    overflow = 0 < len(rest) <= MAX_OVERFLOW_OPTIONS and all(len(o.text) <= MAX_OVERFLOW_VALUE for o in rest)
+    buttons = shown[:OPTION_BUTTONS] if overflow else shown
+    elements: list[Block] = [
+        _button(_cut(o.label, MAX_BUTTON_TEXT), OPTION, o.text[:MAX_BUTTON_VALUE]) for o in buttons
+    ]
+    if overflow:
+        elements.append(
+            {
+                "type": "overflow",
+                "action_id": OPTION_MENU,
+                "options": [
+                    {"text": {"type": "plain_text", "text": _cut(o.label, MAX_BUTTON_TEXT)}, "value": o.text}
+                    for o in rest
+                ],
+            }
+        )
+    out: list[Block] = [{"type": "actions", "block_id": "options", "elements": elements}]
+    if len(options) > len(shown):
+        out.append(context(messages.choices_cut(len(options) - len(shown))))
+    return out
+
+
+def reply_blocks(text: str, options: Sequence[Option] = ()) -> list[Block]:
+    """A text reply, with its choices as buttons when it asks back."""
+    choices = option_blocks(options)
+    if not choices:
+        return text_blocks(text)
+    return [*text_blocks(text)[: MAX_BLOCKS - len(choices)], *choices]
+
+
+def explanation_blocks(text: str) -> list[Block]:
+    """An explanation: its title line bold, the rest as written (nesting kept by indentation)."""
+    title, _, body = text.partition("\n")
+    lines = [f"*{_escape(title)}*", *(_indented(_escape(line)) for line in body.splitlines())]
+    return text_blocks("\n".join(lines))
+
+
+def _indented(line: str) -> str:
+    """Leading spaces as em spaces, which Slack does not collapse."""
+    text = line.lstrip(" ")
+    return "\u2003" * ((len(line) - len(text)) // 2) + text
 
 
 def preview_csv(preview: PreviewReply) -> str:

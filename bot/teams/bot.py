@@ -2,7 +2,8 @@
 
 Rules: in a team channel or a group chat the bot answers only when @mentioned (the
 mention is stripped); in a 1:1 chat every message is a question. Card buttons come back
-as messages whose ``value`` carries ``{"chat2sql": ACTION, ...}``. A typing indicator goes
+as messages whose ``value`` carries ``{"chat2sql": ACTION, ...}``; a clarifying question's
+choice (``{"chat2sql": "option", "text": ...}``) is the pressing user's next message. A typing indicator goes
 out at once; an answer ready within ``reply_window_s`` is posted in the turn, otherwise
 the turn ends with a short "working on it" and the answer follows as a proactive message
 through the conversation reference kept in the registry database. Each question gets
@@ -29,7 +30,9 @@ from microsoft_agents.activity import (
 from microsoft_agents.hosting.core import ChannelAdapter, TurnContext
 from microsoft_agents.hosting.core.authorization import ClaimsIdentity
 
+from bot.core import charts
 from bot.core.assistant import Assistant, Reply
+from bot.core.explain import explain
 from bot.metrics import BotMetrics
 from bot.server import Background
 from bot.store import Where
@@ -214,6 +217,14 @@ class TeamsBot:
     async def _on_action(self, context: TurnContext, value: dict[str, Any]) -> None:
         where = where_of(context.activity)
         action = value.get("chat2sql")
+        if action == cards.OPTION:  # a clarifying question's choice: the user's next message
+            text = str(value.get("text") or "").strip()
+            if not text:
+                await context.send_activity(_text(messages.TEAMS_UNKNOWN_ACTION))
+                return
+            await context.send_activity(Activity(type=ActivityTypes.typing))
+            await self._question(context, text, where)
+            return
         try:
             audit_id = int(value.get("audit_id", ""))
         except (TypeError, ValueError):
@@ -234,7 +245,13 @@ class TeamsBot:
     async def _action(self, action: str, audit_id: int, value: dict[str, Any], where: Where) -> Activity:
         if action == "preview":
             preview = await self._assistant.preview(audit_id, where)
-            return _card(cards.preview_card(preview)) if preview.ok else _text(preview.text)
+            return _card(cards.preview_card(preview, audit_id=audit_id)) if preview.ok else _text(preview.text)
+        if action == "explain":
+            reply = await explain(self._assistant, audit_id, where)
+            return _card(cards.explanation_card(reply.text)) if reply.kind != "error" else _text(reply.text)
+        if action == "chart":
+            drawn = await charts.chart(self._assistant, audit_id, where, max_bytes=charts.TEAMS_MAX_PNG_BYTES)
+            return _card(cards.chart_card(drawn.text, drawn.png)) if drawn.ok else _text(drawn.text)
         if action == "schema":
             entry = await asyncio.to_thread(self._assistant.store.get, audit_id)
             database = entry.database if entry and entry.database else str(value.get("database", ""))
@@ -306,6 +323,8 @@ def where_of(activity: Activity) -> Where:
 def render(reply: Reply) -> Activity:
     if reply.answer is not None:
         return _card(cards.answer_card(reply.answer))
+    if reply.options:
+        return _card(cards.options_card(reply.text, reply.options))
     return _text(reply.text)
 
 

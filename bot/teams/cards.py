@@ -1,19 +1,24 @@
-"""Adaptive Cards (schema 1.5, what Teams renders) for answers, previews and schemas.
+"""Adaptive Cards (schema 1.5, what Teams renders) for answers, previews, schemas,
+explanations, charts and a clarifying question's choices.
 
 Cards are plain dicts: the SDK carries them as an attachment's content. Card buttons are
 ``Action.Submit``; Teams posts their ``data`` (plus the card's inputs) back as a message
 whose ``value`` is that dict, tagged ``{"chat2sql": ACTION, "audit_id": N}``.
 A preview table stops adding rows when the card nears ``MAX_CARD_BYTES``, far under Teams'
-~100 KB message limit, and says so.
+~100 KB message limit, and says so. A chart travels inside its card as a ``data:`` URI (a
+small palette PNG, at most ``charts.TEAMS_MAX_PNG_BYTES``): nothing to host, sign or expire,
+and it works on every replica; the card stays under ``MAX_CARD_BYTES`` like any other.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.core.assistant import Answer, PreviewReply
+from bot.core.assistant import Answer, Option, PreviewReply
+from bot.core.charts import chartable
 from chat2sql import messages
 
 CARD_VERSION = "1.5"
@@ -24,7 +29,11 @@ MAX_COLUMNS = 12  # a wider Table is unreadable in a chat pane
 MAX_CELL_CHARS = 200
 MAX_SCHEMA_CHARS = 20_000
 MAX_CORRECTION_CHARS = 10_000
-ACTIONS = ("preview", "up", "down", "schema")
+ACTIONS = ("preview", "up", "down", "schema", "explain", "chart")  # each with an audit_id
+OPTION = "option"  # a clarifying question's choice: its ``text`` is the user's next message
+MAX_OPTIONS = 10
+PRIMARY_OPTIONS = 5  # more go to the card's "…" menu (Action.mode "secondary", 1.5)
+MAX_TITLE_CHARS = 60
 
 Card = dict[str, Any]
 
@@ -57,6 +66,7 @@ def answer_card(answer: Answer) -> Card:
     }
     actions = [
         _submit(messages.TEAMS_RUN_PREVIEW, {"chat2sql": "preview", **ref}),
+        _submit(messages.EXPLAIN, {"chat2sql": "explain", **ref}),
         _submit(messages.TEAMS_THUMBS_UP, {"chat2sql": "up", **ref}),
         {"type": "Action.ShowCard", "title": messages.TEAMS_THUMBS_DOWN, "card": correction},
         _submit(messages.TEAMS_SHOW_SCHEMA, {"chat2sql": "schema", "database": answer.database, **ref}),
@@ -64,8 +74,9 @@ def answer_card(answer: Answer) -> Card:
     return _card(body, actions)
 
 
-def preview_card(preview: PreviewReply) -> Card:
-    """The preview as a Table, as many rows as fit; ``preview.ok`` must be true."""
+def preview_card(preview: PreviewReply, *, audit_id: int | None = None) -> Card:
+    """The preview as a Table, as many rows as fit; ``preview.ok`` must be true. With
+    ``audit_id``, a Chart button when the result has a chart's shape."""
     columns = list(preview.columns[:MAX_COLUMNS])
     if not preview.rows:
         return _card([_text(messages.TEAMS_NO_ROWS)])
@@ -82,7 +93,43 @@ def preview_card(preview: PreviewReply) -> Card:
         rows.append(row)
         used += grown
     note = messages.teams_preview_note(len(rows) - 1, preview.elapsed_ms, more_rows=preview.truncated, cut=cut)
-    return _card([_table(columns, rows), _text(note, isSubtle=True, size="Small")])
+    actions = []
+    if audit_id is not None and chartable(preview):
+        actions.append(_submit(messages.CHART, {"chat2sql": "chart", "audit_id": audit_id}))
+    return _card([_table(columns, rows), _text(note, isSubtle=True, size="Small")], actions)
+
+
+def explanation_card(text: str) -> Card:
+    """An explanation: its title, then a line per step (nesting kept with em spaces,
+    which Teams does not trim)."""
+    title, _, body = text.partition("\n")
+    lines = [_text(title, weight="Bolder")]
+    for line in body.splitlines():
+        stripped = line.lstrip(" ")
+        lines.append(_text("\u2003" * ((len(line) - len(stripped)) // 2) + stripped, spacing="None"))
+    return _card(lines)
+
+
+def chart_card(caption: str, png: bytes) -> Card:
+    url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    image = {"type": "Image", "url": url, "altText": caption, "size": "Stretch"}
+    return _card([_text(caption, weight="Bolder"), image])
+
+
+def options_card(text: str, options: Sequence[Option]) -> Card:
+    """A clarifying question with its choices as buttons; pressing one sends its ``text``."""
+    shown = list(options[:MAX_OPTIONS])
+    actions = [
+        {
+            **_submit(_title(o.label), {"chat2sql": OPTION, "text": o.text}),
+            **({"mode": "secondary"} if i >= PRIMARY_OPTIONS else {}),
+        }
+        for i, o in enumerate(shown)
+    ]
+    body = [_text(text)]
+    if len(options) > len(shown):
+        body.append(_text(messages.choices_cut(len(options) - len(shown)), isSubtle=True, size="Small"))
+    return _card(body, actions)
 
 
 def schema_card(database: str, schema_text: str) -> Card:
@@ -103,6 +150,10 @@ def _card(body: Sequence[Card], actions: Sequence[Card] = ()) -> Card:
     if actions:
         card["actions"] = list(actions)
     return card
+
+
+def _title(label: str) -> str:
+    return label if len(label) <= MAX_TITLE_CHARS else label[: MAX_TITLE_CHARS - 1] + "…"
 
 
 def _text(text: str, **style: Any) -> Card:
