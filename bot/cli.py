@@ -88,7 +88,7 @@ async def _chat(args: argparse.Namespace, settings: Settings) -> int:
 
     assistant = build_assistant(settings)
     try:
-        return await chat(assistant)
+        return await chat(assistant, chart_dir=settings.data_dir / "charts")
     finally:
         await assistant.close()
 

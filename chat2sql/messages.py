@@ -178,7 +178,6 @@ SLACK_CORRECTION_PROMPT = (
     "and they help the next answers."
 )
 SLACK_CORRECTION_TOO_LONG = "That is longer than a query we can keep; please shorten it."
-SLACK_THANKS_CORRECTION = "Thanks — your correction was recorded."
 SLACK_FILE_FAILED = "The full result could not be attached as a file."
 
 

@@ -172,7 +172,8 @@ async def test_http_card_actions(settings: Settings, sqlite_url: str) -> None:
 
         down = dict(actions["👎"]["card"]["actions"][0]["data"], corrected_sql="SELECT 1")
         await app.post(card_action(down, id="b3"))
-        assert (await app.connector.wait_for(4))[-1].body["text"] == messages.feedback_thanks("down")
+        thanks = (await app.connector.wait_for(4))[-1].body["text"]
+        assert thanks == messages.feedback_thanks("down") + messages.EXAMPLE_FOR_ADMINS  # not an admin's correction
         feedback = app.assistant.store.feedback_for(audit_id)
         assert [(f.rating, f.corrected_sql, f.user_id) for f in feedback] == [
             ("up", None, "aad-alice"),

@@ -338,9 +338,7 @@ class SlackPlatform:
 
     async def feedback(self, audit_id: int, where: Where, place: _Place, rating: Any, corrected: str | None) -> None:
         reply = await asyncio.to_thread(self.ctx.assistant.feedback, audit_id, where, rating, corrected)
-        await self._ephemeral(
-            place, messages.SLACK_THANKS_CORRECTION if corrected and reply.kind != "error" else reply.text
-        )
+        await self._ephemeral(place, reply.text)  # thanks, and whether a correction became an example
 
     async def _post_in_thread(self, place: _Place, content: list[blocks.Block], *, text: str) -> None:
         post = place.client.chat_postMessage(
