@@ -50,6 +50,7 @@ def assistant_config(settings: Settings) -> AssistantConfig:
         warmup_wait_s=settings.warmup_wait_s,
         experiment=Experiment.parse(settings.experiment),
         examples_k=settings.examples_per_prompt,
+        examples_min_similarity=settings.examples_min_similarity,
         clarify=settings.clarify_unmatched,
     )
 

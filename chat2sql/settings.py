@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     cache_ttl_s: float = Field(default=3600.0, ge=0)
     schema_budget_tokens: int = Field(default=1500, ge=100, le=30_000)
     examples_per_prompt: int = Field(default=3, ge=0, le=5, description="Verified examples shown to the model.")
+    examples_min_similarity: float = Field(
+        default=0.75, ge=0, le=1, description="How alike (word overlap) an example's question must be to be shown."
+    )
     clarify_unmatched: bool = Field(
         default=True, description="Ask which data is meant when a question matches nothing in the schema."
     )

@@ -20,6 +20,7 @@ GOOD = "SELECT name FROM employees ORDER BY id"
 
 async def _bot(settings: Settings, sqlite_url: str, answers: list[str | Exception] | None = None, **config: object):
     client = ScriptedClient(answers or [GOOD])
+    config.setdefault("examples_min_similarity", 0.3)  # the mechanics; the default threshold has its own test
     bot = _assistant(settings, client, cache_ttl_s=0, **config)
     reply = await bot.handle(f"admin register hr {sqlite_url} People", ADMIN)
     assert reply.kind == "text", reply.text
@@ -165,9 +166,12 @@ def test_selection_prefers_similar_questions_within_budget() -> None:
                                schema_hash="h", created_by="x")  # fmt: skip
 
     pool = [ex(1, "sales by region"), ex(2, "total sales by country"), ex(3, "headcount"), ex(4, "sales per year")]
-    chosen = select(pool, "total sales by region", k=2, budget_tokens=400)
+    chosen = select(pool, "total sales by region", k=2, budget_tokens=400, min_similarity=0.1)
     assert [e.id for e in chosen] == [1, 2]
-    assert select(pool, "total sales by region", k=5, budget_tokens=8) == []
+    assert select(pool, "total sales by region", k=5, budget_tokens=8, min_similarity=0.1) == []
+    # By default only close paraphrases are shown.
+    assert [e.id for e in select(pool, "sales per region", k=3, budget_tokens=400)] == [1]
+    assert select(pool, "total sales by region", k=3, budget_tokens=400) == []
     assert similarity("", "sales") == 0.0
 
 

@@ -75,6 +75,7 @@ class AssistantConfig:
     experiment: Experiment | None = None
     examples_k: int = 3  # verified examples per prompt (0: none)
     examples_budget_tokens: int = 400
+    examples_min_similarity: float = verified.MIN_SIMILARITY
     retry: bool = True  # one automatic retry that shows the model its error
     clarify: bool = False  # ask back when a question matches nothing in the schema (on in production settings)
 
@@ -493,6 +494,7 @@ class Assistant:
             question,
             k=self.config.examples_k,
             budget_tokens=self.config.examples_budget_tokens,
+            min_similarity=self.config.examples_min_similarity,
         )
 
     def _check_matches(self, entry: RegisteredDatabase, question: str, where: Where, outcome: _Outcome) -> None:
