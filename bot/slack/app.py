@@ -58,6 +58,7 @@ EVENTS_PATH = "/slack/events"
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 MAX_CORRECTION_CHARS = 4000
+MAX_CONCURRENT_ANSWERS = 16  # per process; more wait their turn (the model worker batches 8 at a time)
 
 _CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>")
 _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|[^>]*)?>")
@@ -155,6 +156,7 @@ class SlackPlatform:
         self._http = http
         self._handler = AsyncSlackRequestHandler(bolt)
         self._socket: Any = None
+        self._answer_slots = asyncio.Semaphore(MAX_CONCURRENT_ANSWERS)
         self._stores: list[InstallationStore | StateStore] = []
         _register(bolt, self)
 
@@ -255,7 +257,10 @@ class SlackPlatform:
         metrics.in_flight.labels(PLATFORM).inc()
         try:
             try:
-                reply = await self.ctx.assistant.handle(text, where, notify=delivery.notice)
+                # A bounded number answer at once: a burst queues here, cheaply, instead of
+                # crowding the event loop that acknowledges the next requests.
+                async with self._answer_slots:
+                    reply = await self.ctx.assistant.handle(text, where, notify=delivery.notice)
             except Exception:  # the core answers every failure itself; this is a last resort
                 log.exception("the assistant failed")
                 reply = Reply(kind="error", text=messages.user_message(Exception()), error_kind="internal")
