@@ -62,8 +62,9 @@ async def _level(h: SlackHarness, n: int, round_no: int) -> tuple[list[float], l
 
 
 async def _run(engine: str, levels: list[int], rounds: int, model: Any, root: Path) -> list[tuple[Any, ...]]:
-    settings = Settings(data_dir=root / engine, _env_file=None)  # type: ignore[call-arg]
-    db = make_sqlite(root / f"{engine}.db", sample_script("sqlite"))
+    slug = engine.replace(" ", "-")
+    settings = Settings(data_dir=root / slug, _env_file=None)  # type: ignore[call-arg]
+    db = make_sqlite(root / f"{slug}.db", sample_script("sqlite"))
     rows: list[tuple[Any, ...]] = []
     limits = {"user_limit": Limit(100_000, 100_000), "workspace_limit": Limit(100_000, 100_000)}
     async with running_slack(settings, db, model=model, cache_ttl_s=0, **limits) as h:
@@ -108,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.local:
             from bot.wiring import inference_client
 
-            local = inference_client(Settings(data_dir=Path("data"), inference="local", _env_file=None))  # type: ignore[call-arg]
+            # The model as configured (CHAT2SQL_MODEL, CHAT2SQL_DTYPE…), converted once under ./data.
+            local = inference_client(Settings(data_dir=Path("data"), inference="local"))
             rows += asyncio.run(_run("local model", levels, 1, local, root))
     header = ("engine", "concurrent", "requests", "ack p50 ms", "ack p99 ms", "answer p50 ms", "answer p99 ms", "lost")
     print(" | ".join(header))

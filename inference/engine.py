@@ -65,6 +65,10 @@ class Engine:
         self.name = name
         self._adapters: dict[str, Path] = {}
         self._lock = threading.Lock()
+        # A fast tokenizer keeps its padding settings in shared state and sets them on every
+        # call: a count (no padding) racing a batch (padding) leaves the batch unpadded.
+        # Every tokenizer call holds this short lock (never the long generation lock).
+        self._tokenizer_lock = threading.Lock()
         self._stop_ids = [i for i in tokenizer.convert_tokens_to_ids(list(STOP_TOKENS)) if i is not None]
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = "<|endoftext|>"
@@ -105,7 +109,8 @@ class Engine:
         return tuple(self._adapters)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+        with self._tokenizer_lock:
+            return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def load_adapter(self, name: str, path: Path) -> None:
         """Add a LoRA adapter by name; a running engine keeps serving the others."""
@@ -138,7 +143,8 @@ class Engine:
             if adapter is not None and adapter not in self._adapters:
                 raise EngineError(f"adapter '{adapter}' is not loaded")
         with self._lock:
-            batch = self._tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+            with self._tokenizer_lock:
+                batch = self._tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
             batch = {k: v.to(self._model.device) for k, v in batch.items()}
             kwargs: dict[str, Any] = {}
             if self._adapters:
@@ -161,9 +167,11 @@ class Engine:
                 if token in self._stop_ids:
                     break
                 kept.append(token)
+            with self._tokenizer_lock:
+                text = self._tokenizer.decode(kept, skip_special_tokens=False)
             results.append(
                 Completion(
-                    text=self._tokenizer.decode(kept, skip_special_tokens=False),
+                    text=text,
                     prompt_tokens=int(mask.sum()),
                     completion_tokens=len(kept),
                 )

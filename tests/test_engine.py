@@ -43,6 +43,35 @@ def test_batched_equals_unbatched(engine: Engine) -> None:
     assert _texts(engine, PROMPTS, [None] * 3) == alone
 
 
+def test_counting_tokens_while_a_batch_is_tokenized_is_safe(engine: Engine) -> None:
+    """A token count (no padding) racing a padded batch once left the batch unpadded: the fast
+    tokenizer keeps its padding settings in shared state (seen under load with the real model)."""
+    import threading
+
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def count() -> None:
+        while not stop.is_set():
+            try:
+                engine.count_tokens("SELECT name FROM employees WHERE id > 3 ORDER BY name")
+            except BaseException as err:  # pragma: no cover - the bug this guards against
+                failures.append(err)
+
+    counters = [threading.Thread(target=count) for _ in range(4)]
+    for t in counters:
+        t.start()
+    try:
+        prompts = ["short", "a somewhat longer prompt " * 40, "medium length prompt here " * 10]
+        for _ in range(200):
+            engine.generate(prompts, adapters=[None, None, None], max_new_tokens=1)
+    finally:
+        stop.set()
+        for t in counters:
+            t.join()
+    assert failures == []
+
+
 def test_adapters_change_output_and_mix_in_one_batch(engine: Engine) -> None:
     base = _texts(engine, PROMPTS[:1], [None])[0]
     alpha = _texts(engine, PROMPTS[:1], ["alpha"])[0]
