@@ -27,7 +27,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request, Response
@@ -444,21 +444,28 @@ def _register(bolt: AsyncApp, platform: SlackPlatform) -> None:
         )
         platform.ask(text, where, SlashDelivery(respond, user=command["user_id"], question=text))
 
-    @bolt.event("app_mention")
-    async def on_mention(event: dict[str, Any], body: dict[str, Any], context: Any, client: AsyncWebClient) -> None:
-        channel, ts = event["channel"], event["ts"]
-        if not await platform.claim(f"slack:{body.get('team_id', '')}:{channel}:{ts}"):
-            return
-        thread_ts = event.get("thread_ts") or ts
-        where = Where(
+    def message_where(event: dict[str, Any], body: dict[str, Any], thread_ts: str | None) -> Where:
+        return Where(
             platform=PLATFORM,
             workspace=body.get("team_id", ""),
-            channel=channel,
+            channel=event["channel"],
             user_id=event["user"],
             thread=thread_ts,
         )
+
+    async def answer_message(event: dict[str, Any], where: Where, context: Any, client: AsyncWebClient) -> None:
+        """A mention or a message, claimed once (Slack's retries, the twin events of one
+        message) and answered in its thread."""
+        if not await platform.claim(f"slack:{where.workspace}:{where.channel}:{event['ts']}"):
+            return
         text = from_slack(event.get("text", ""), bot_user_id=context.bot_user_id)
-        platform.ask(text, where, ThreadDelivery(client, channel=channel, thread_ts=thread_ts, user=event["user"]))
+        delivery = ThreadDelivery(client, channel=where.channel, thread_ts=where.thread, user=where.user_id)
+        platform.ask(text, where, delivery)
+
+    @bolt.event("app_mention")
+    async def on_mention(event: dict[str, Any], body: dict[str, Any], context: Any, client: AsyncWebClient) -> None:
+        where = message_where(event, body, event.get("thread_ts") or event["ts"])
+        await answer_message(event, where, context, client)
 
     @bolt.event("message")
     async def on_message(event: dict[str, Any], body: dict[str, Any], context: Any, client: AsyncWebClient) -> None:
@@ -467,23 +474,13 @@ def _register(bolt: AsyncApp, platform: SlackPlatform) -> None:
         text = event.get("text", "")
         if context.bot_user_id and f"<@{context.bot_user_id}" in text and event.get("channel_type") != "im":
             return  # the app_mention event of the same message answers it
-        channel, ts, thread_ts = event["channel"], event["ts"], event.get("thread_ts")
-        where = Where(
-            platform=PLATFORM,
-            workspace=body.get("team_id", ""),
-            channel=channel,
-            user_id=event["user"],
-            thread=thread_ts,
-        )
+        where = message_where(event, body, event.get("thread_ts"))
         # A channel message is ours only as a follow-up in a thread we answered in.
         if event.get("channel_type") != "im" and (
-            not thread_ts or await asyncio.to_thread(platform.ctx.assistant.store.last_turn, where) is None
+            not where.thread or await asyncio.to_thread(platform.ctx.assistant.store.last_turn, where) is None
         ):
             return
-        if not await platform.claim(f"slack:{body.get('team_id', '')}:{channel}:{ts}"):
-            return
-        question = from_slack(text, bot_user_id=context.bot_user_id)
-        platform.ask(question, where, ThreadDelivery(client, channel=channel, thread_ts=thread_ts, user=event["user"]))
+        await answer_message(event, where, context, client)
 
     @bolt.event("app_uninstalled")
     @bolt.event("tokens_revoked")
@@ -496,25 +493,32 @@ def _register(bolt: AsyncApp, platform: SlackPlatform) -> None:
         where, channel, thread_ts = _where_of_action(body)
         return where, _Place(client, channel=channel, thread_ts=thread_ts, user=where.user_id, respond=respond)
 
-    @bolt.action(blocks.PREVIEW)
-    async def on_preview(
-        ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
-    ) -> None:
-        await ack()
-        audit_id = _audit_id(action.get("value", ""))
-        if audit_id is not None:
-            where, place = _place(body, client, respond)
-            spawn(platform.preview(audit_id, where, place), name="slack-preview")
+    AnswerAction = Callable[[int, Where, _Place], Coroutine[Any, Any, None]]
 
-    @bolt.action(blocks.UP)
-    async def on_up(
-        ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
-    ) -> None:
-        await ack()
-        audit_id = _audit_id(action.get("value", ""))
-        if audit_id is not None:
-            where, place = _place(body, client, respond)
-            spawn(platform.feedback(audit_id, where, place, "up", None), name="slack-feedback")
+    def answer_button(run: AnswerAction, name: str) -> Callable[..., Awaitable[None]]:
+        """A button on an answer: acknowledged at once, ``run`` in the background."""
+
+        async def on_click(
+            ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+        ) -> None:
+            await ack()
+            audit_id = _audit_id(action.get("value", ""))
+            if audit_id is not None:
+                where, place = _place(body, client, respond)
+                spawn(run(audit_id, where, place), name=name)
+
+        return on_click
+
+    async def thumbs_up(audit_id: int, where: Where, place: _Place) -> None:
+        await platform.feedback(audit_id, where, place, "up", None)
+
+    for action_id, run, name in (
+        (blocks.PREVIEW, platform.preview, "slack-preview"),
+        (blocks.UP, thumbs_up, "slack-feedback"),
+        (blocks.EXPLAIN, platform.explain, "slack-explain"),
+        (blocks.CHART, platform.chart, "slack-chart"),
+    ):
+        bolt.action(action_id)(answer_button(run, name))
 
     @bolt.action(blocks.DOWN)
     async def on_down(ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient) -> None:
@@ -526,6 +530,23 @@ def _register(bolt: AsyncApp, platform: SlackPlatform) -> None:
         view = blocks.correction_modal(audit_id, channel=channel, thread_ts=thread_ts)
         await platform._send(client.views_open(trigger_id=body["trigger_id"], view=view))  # trigger ids live 3 s
 
+    def correction_of(
+        body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> tuple[int, Where, _Place] | None:
+        """The answer a correction modal is about, and where its thanks go (from the modal's metadata)."""
+        meta = json.loads(view.get("private_metadata") or "{}")
+        audit_id, channel = meta.get("audit_id"), meta.get("channel", "")
+        if not isinstance(audit_id, int):
+            return None
+        user = body["user"]["id"]
+        team = (body.get("team") or {}).get("id") or body["user"].get("team_id", "")
+        where = Where(platform=PLATFORM, workspace=team, channel=channel, user_id=user)
+        return (
+            audit_id,
+            where,
+            _Place(client, channel=channel, thread_ts=meta.get("thread_ts"), user=user, respond=None),
+        )
+
     @bolt.view(blocks.CORRECTION)
     async def on_correction(ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
         values = view.get("state", {}).get("values", {})
@@ -536,52 +557,20 @@ def _register(bolt: AsyncApp, platform: SlackPlatform) -> None:
             await ack(response_action="errors", errors={blocks.CORRECTION_BLOCK: messages.SLACK_CORRECTION_TOO_LONG})
             return
         await ack()
-        meta = json.loads(view.get("private_metadata") or "{}")
-        audit_id = meta.get("audit_id")
-        if not isinstance(audit_id, int):
-            return
-        user = body["user"]["id"]
-        team = (body.get("team") or {}).get("id") or body["user"].get("team_id", "")
-        where = Where(platform=PLATFORM, workspace=team, channel=meta.get("channel", ""), user_id=user)
-        place = _Place(
-            client, channel=meta.get("channel", ""), thread_ts=meta.get("thread_ts"), user=user, respond=None
-        )
-        spawn(platform.feedback(audit_id, where, place, "down", corrected or None), name="slack-feedback")
+        correcting = correction_of(body, view, client)
+        if correcting is not None:
+            audit_id, where, place = correcting
+            spawn(platform.feedback(audit_id, where, place, "down", corrected or None), name="slack-feedback")
 
     @bolt.view_closed(blocks.CORRECTION)
     async def on_correction_cancelled(
         ack: Any, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()  # 👎 without a correction is still a 👎
-        meta = json.loads(view.get("private_metadata") or "{}")
-        if isinstance(meta.get("audit_id"), int):
-            user = body["user"]["id"]
-            team = (body.get("team") or {}).get("id") or body["user"].get("team_id", "")
-            where = Where(platform=PLATFORM, workspace=team, channel=meta.get("channel", ""), user_id=user)
-            place = _Place(
-                client, channel=meta.get("channel", ""), thread_ts=meta.get("thread_ts"), user=user, respond=None
-            )
-            spawn(platform.feedback(meta["audit_id"], where, place, "down", None), name="slack-feedback")
-
-    @bolt.action(blocks.EXPLAIN)
-    async def on_explain(
-        ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
-    ) -> None:
-        await ack()
-        audit_id = _audit_id(action.get("value", ""))
-        if audit_id is not None:
-            where, place = _place(body, client, respond)
-            spawn(platform.explain(audit_id, where, place), name="slack-explain")
-
-    @bolt.action(blocks.CHART)
-    async def on_chart(
-        ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
-    ) -> None:
-        await ack()
-        audit_id = _audit_id(action.get("value", ""))
-        if audit_id is not None:
-            where, place = _place(body, client, respond)
-            spawn(platform.chart(audit_id, where, place), name="slack-chart")
+        correcting = correction_of(body, view, client)
+        if correcting is not None:
+            audit_id, where, place = correcting
+            spawn(platform.feedback(audit_id, where, place, "down", None), name="slack-feedback")
 
     @bolt.action(blocks.OPTION)
     @bolt.action(blocks.OPTION_MENU)
