@@ -25,12 +25,26 @@ from microsoft_agents.hosting.core import AgentAuthConfiguration, AnonymousToken
 from microsoft_agents.hosting.core.authorization import ClaimsIdentity
 
 from bot.teams.cards import MAX_CARD_BYTES
+from inference.protocol import GenerateRequest, GenerateResponse
+from tests.test_bot_core import ScriptedClient
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 APP_ID = "00000000-0000-0000-0000-0000000000b0"
 BOT = {"id": f"28:{APP_ID}", "name": "chat2sql"}
 TEAM_CHANNEL = "19:abc123@thread.tacv2"
 SMBA = "https://smba.trafficmanager.net/amer/"
+
+
+class SlowClient(ScriptedClient):
+    """A scripted model that takes ``delay_s`` per answer: past the Teams reply window."""
+
+    def __init__(self, answers: list[str | Exception], delay_s: float) -> None:
+        super().__init__(answers)
+        self.delay_s = delay_s
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        await asyncio.sleep(self.delay_s)
+        return await super().generate(request)
 
 
 # --- activities -----------------------------------------------------------------------------

@@ -30,7 +30,6 @@ from chat2sql import messages
 from chat2sql.cache import InMemoryCache
 from chat2sql.ratelimit import InMemoryRateLimiter
 from chat2sql.settings import Settings
-from inference.protocol import GenerateRequest
 from schemas.registry import Registry
 from tests.teams_support import (
     APP_ID,
@@ -38,6 +37,7 @@ from tests.teams_support import (
     TENANT,
     FakeConnector,
     FixedTokenConnections,
+    SlowClient,
     TokenIssuer,
     card_action,
     card_of,
@@ -50,18 +50,6 @@ from tests.test_bot_core import ScriptedClient, _config
 
 SQL = "SELECT name FROM employees ORDER BY id"
 ADMIN_AAD = "aad-admin"
-
-
-class SlowClient(ScriptedClient):
-    def __init__(self, answers: list[str | Exception], delay_s: float) -> None:
-        super().__init__(answers)
-        self.delay_s = delay_s
-
-    async def generate(self, request: GenerateRequest):  # type: ignore[no-untyped-def]
-        import asyncio
-
-        await asyncio.sleep(self.delay_s)
-        return await super().generate(request)
 
 
 @dataclass

@@ -27,12 +27,12 @@ from chat2sql.cache import InMemoryCache
 from chat2sql.ratelimit import InMemoryRateLimiter, Limit
 from chat2sql.settings import Settings
 from inference.client import WorkerColdStarting
-from inference.protocol import GenerateRequest
 from schemas.registry import Registry
 from tests.teams_support import (
     TEAM_CHANNEL,
     TENANT,
     RecordingAdapter,
+    SlowClient,
     card_action,
     card_problems,
     channel_message,
@@ -44,16 +44,6 @@ from tests.test_bot_core import ScriptedClient, _config
 
 SQL = "SELECT name FROM employees ORDER BY id"
 ADMIN_AAD = "aad-admin"
-
-
-class SlowClient(ScriptedClient):
-    def __init__(self, answers: list[str | Exception], delay_s: float) -> None:
-        super().__init__(answers)
-        self.delay_s = delay_s
-
-    async def generate(self, request: GenerateRequest):  # type: ignore[no-untyped-def]
-        await asyncio.sleep(self.delay_s)
-        return await super().generate(request)
 
 
 @dataclass
