@@ -284,7 +284,7 @@ class Assistant:
         started = time.perf_counter()
         with self.tracer.observe("preview", trace_id=entry_row.trace_id, input=entry_row.sql) as span:
             try:
-                entry = await asyncio.to_thread(self._allowed_entry, entry_row.database, where)
+                entry = await asyncio.to_thread(self.allowed_entry, entry_row.database, where)
                 out = await asyncio.to_thread(
                     self._run, entry, entry_row.sql, self.config.preview_max_rows, self.config.preview_timeout_s
                 )
@@ -364,7 +364,7 @@ class Assistant:
         return ""
 
     def schema_text(self, database: str, where: Where) -> str:
-        return render_schema(self._allowed_entry(database, where).schema)
+        return render_schema(self.allowed_entry(database, where).schema)
 
     # --- the question flow -----------------------------------------------------------
 
@@ -585,11 +585,11 @@ class Assistant:
 
     def _resolve(self, explicit: str | None, where: Where) -> RegisteredDatabase:
         if explicit:
-            return self._allowed_entry(explicit, where)
+            return self.allowed_entry(explicit, where)
         names = self.registry.names()
         default = self.store.default(where)
         if default is not None and default in names:
-            return self._allowed_entry(default, where)
+            return self.allowed_entry(default, where)
         if not names:
             raise errors.NoDatabases()
         allowed = tuple(n for n in names if self.store.is_allowed(n, where))
@@ -599,7 +599,8 @@ class Assistant:
             raise errors.NotAllowedHere(names[0]) if len(names) == 1 else errors.NothingAllowedHere()
         raise errors.NeedDatabase(allowed)
 
-    def _allowed_entry(self, name: str, where: Where) -> RegisteredDatabase:
+    def allowed_entry(self, name: str, where: Where) -> RegisteredDatabase:
+        """A registered database that may be used from ``where`` (UnknownDatabase, NotAllowedHere)."""
         entry = self.registry.get(name)  # UnknownDatabase lists the known names
         if not self.store.is_allowed(name, where):
             raise errors.NotAllowedHere(name)
@@ -614,7 +615,7 @@ class Assistant:
             return Reply(kind="error", text=messages.user_message(err), error_kind=type(err).__name__)
 
     def _use(self, name: str, where: Where) -> str:
-        self._allowed_entry(name, where)
+        self.allowed_entry(name, where)
         self.store.set_default(where, name)
         return messages.default_set(name)
 

@@ -90,19 +90,11 @@ async def explain(assistant: Assistant, audit_id: int, where: Where) -> Reply:
         return Reply(kind="error", text=messages.EXPLAIN_GONE, error_kind="unknown_answer")
     database, sql = entry.database, entry.sql
     try:
-        dialect = await asyncio.to_thread(_allowed_dialect, assistant, database, where)
+        registered = await asyncio.to_thread(assistant.allowed_entry, database, where)
     except errors.Chat2SQLError as err:
         return Reply(kind="error", text=messages.user_message(err), error_kind=type(err).__name__)
-    text = await asyncio.to_thread(explain_sql, sql, dialect=dialect)
+    text = await asyncio.to_thread(explain_sql, sql, dialect=registered.schema.dialect)
     return Reply(kind="text", text=f"{messages.explain_title(database)}\n{text}")
-
-
-def _allowed_dialect(assistant: Assistant, database: str, where: Where) -> str:
-    """The same check as a preview: the database exists and may be used where the click came from."""
-    registered = assistant.registry.get(database)  # UnknownDatabase when it was removed
-    if not assistant.store.is_allowed(database, where):
-        raise errors.NotAllowedHere(database)
-    return registered.schema.dialect
 
 
 def _indent(lines: list[str]) -> list[str]:
