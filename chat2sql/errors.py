@@ -31,10 +31,13 @@ class InvalidName(RegistryError):
 
 
 class UnknownDatabase(RegistryError):
-    def __init__(self, name: str, known: tuple[str, ...] = ()) -> None:
+    """``known``: every registered name, or with ``here`` only those usable where it was asked."""
+
+    def __init__(self, name: str, known: tuple[str, ...] = (), *, here: bool = False) -> None:
         super().__init__(name)
         self.name = name
         self.known = known
+        self.here = here
 
 
 class DuplicateDatabase(RegistryError):
@@ -67,6 +70,22 @@ class ConnectionFailed(RegistryError):
         self.detail = detail
 
 
+class PrivilegedAccount(RegistryError):
+    """The registered account could do more than read (superuser, server files);
+    ``findings`` are catalogue facts (role and privilege names), never secrets."""
+
+    def __init__(self, name: str, findings: tuple[str, ...]) -> None:
+        super().__init__(name, findings)
+        self.name = name
+        self.findings = findings
+
+
+class InvalidFunctionName(RegistryError):
+    def __init__(self, function: str) -> None:
+        super().__init__(function)
+        self.function = function
+
+
 class MissingSecretKey(RegistryError):
     pass
 
@@ -89,9 +108,21 @@ class PreviewError(Chat2SQLError):
 
 
 class PreviewTimeout(PreviewError):
-    def __init__(self, timeout_s: float) -> None:
+    """The preview passed its limit; ``elapsed_s`` is how long it really ran, measured by the
+    client (the limit when unknown)."""
+
+    def __init__(self, timeout_s: float, elapsed_s: float | None = None) -> None:
         super().__init__(timeout_s)
         self.timeout_s = timeout_s
+        self.elapsed_s = timeout_s if elapsed_s is None else elapsed_s
+
+
+class PreviewTooLarge(PreviewError):
+    """One value or the result as a whole outgrew what a preview may hold in memory."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(limit_bytes)
+        self.limit_bytes = limit_bytes
 
 
 class DatabaseUnreachable(PreviewError):

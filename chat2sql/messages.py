@@ -15,6 +15,11 @@ def user_message(err: BaseException) -> str:
     match err:
         case errors.InvalidName(name=name):
             return f"'{name}' is not a valid database name: use {NAME_RULES}."
+        case errors.UnknownDatabase(name=name, known=known, here=True):
+            hint = (
+                f" Available here: {', '.join(known)}." if known else " No database is available in this channel yet."
+            )
+            return f"No database named '{name}' is registered.{hint}"
         case errors.UnknownDatabase(name=name, known=known):
             hint = f" Registered: {', '.join(known)}." if known else " No database is registered yet."
             return f"No database named '{name}' is registered.{hint}"
@@ -26,6 +31,17 @@ def user_message(err: BaseException) -> str:
             return f"'{backend}' databases are not supported; use SQLite, PostgreSQL, MySQL or MariaDB."
         case errors.ConnectionFailed(name=name, detail=detail):
             return f"Could not connect to '{name}': {detail}"
+        case errors.PrivilegedAccount(name=name, findings=findings):
+            return (
+                f"Refusing to register '{name}': its account can do more than read ({'; '.join(findings)}). "
+                "Register it with a read-only account (SELECT only), or pass --allow-privileged if you mean it."
+            )
+        case errors.InvalidFunctionName(function=function):
+            shown = function if len(function) <= 80 else function[:80] + "…"
+            return (
+                f"'{shown}' is not a function name: use an identifier such as `date_trunc` "
+                "or `schema.function` (letters, digits, '_', starting with a letter or '_')."
+            )
         case errors.MissingSecretKey():
             return (
                 "Refusing to store a database password without an encryption key: "
@@ -38,8 +54,16 @@ def user_message(err: BaseException) -> str:
             )
         case errors.GuardRejected(rule=rule, reason=reason):
             return f"I could not produce a safe, valid query for that ({rule}: {reason}). Try rephrasing the question."
-        case errors.PreviewTimeout(timeout_s=timeout_s):
-            return f"The preview was stopped after {timeout_s:g} s; try a narrower question."
+        case errors.PreviewTimeout(timeout_s=timeout_s, elapsed_s=elapsed_s):
+            return (
+                f"The preview was stopped after {timeout_s:g} s, its time limit "
+                f"(it ran {elapsed_s:.1f} s in all); try a narrower question."
+            )
+        case errors.PreviewTooLarge(limit_bytes=limit):
+            return (
+                f"The preview was stopped: it needed more than {limit // 1_000_000:,} MB of memory. "
+                "Try a question that returns less text."
+            )
         case errors.DatabaseUnreachable():
             return "The database could not be reached right now; please try again in a moment."
         case errors.PreviewFailed(detail=detail):
@@ -93,14 +117,16 @@ HELP = """Ask me a question about your data and I'll write the SQL.
 • `databases` — what I can query here
 • `help` — this message
 
-Admins: `admin register NAME URL [description]`, `admin list`, `admin describe NAME`,
-`admin refresh NAME`, `admin remove NAME`, `admin grant NAME CHANNEL`, `admin revoke NAME CHANNEL`.
+Admins: `admin register NAME URL [description] [--allow-privileged]`, `admin list`, `admin describe NAME`,
+`admin refresh NAME`, `admin remove NAME`, `admin grant NAME CHANNEL`, `admin revoke NAME CHANNEL`,
+`admin functions NAME [allow|disallow FUNC…]`.
 Every query is checked and runs read-only."""
 
 ADMIN_USAGE = (
     "`admin register NAME URL [description]` | `admin list` | `admin describe NAME` | `admin refresh NAME` | "
     "`admin remove NAME` | `admin grant NAME CHANNEL` | `admin revoke NAME CHANNEL` | "
-    "`admin examples NAME` | `admin example add NAME QUESTION => SQL` | `admin example remove ID`"
+    "`admin examples NAME` | `admin example add NAME QUESTION => SQL` | `admin example remove ID` | "
+    "`admin functions NAME [allow|disallow FUNC…]`"
 )
 
 
@@ -129,7 +155,7 @@ def no_example(example_id: int) -> str:
 
 def no_examples(database: str) -> str:
     return (
-        f"`{database}` has no verified examples yet: 👍 good answers, "
+        f"`{database}` has no verified examples yet: an admin's 👍 on a good answer keeps one, "
         f"or `admin example add {database} QUESTION => SQL`."
     )
 
@@ -140,6 +166,19 @@ def registry_unusable(reason: str) -> str:
 
 def registered(name: str, dialect: str, tables: int) -> str:
     return f"Registered `{name}` ({dialect}, {tables} tables). Ask away: `[db:{name}] your question`."
+
+
+def account_note(summary: str, *, privileged: bool) -> str:
+    """``summary`` comes from the server's catalogue: role and privilege names, no secrets."""
+    if privileged:
+        return f" ⚠️ Registered with --allow-privileged. Account {summary}."
+    return f" Account {summary}."
+
+
+def allowed_functions(name: str, functions: tuple[str, ...]) -> str:
+    if not functions:
+        return f"`{name}` allows no extra SQL functions beyond the guard's own list."
+    return f"Extra SQL functions allowed on `{name}`: {', '.join(f'`{f}`' for f in functions)}."
 
 
 def refreshed(name: str, tables: int, changed: bool) -> str:

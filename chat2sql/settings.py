@@ -6,6 +6,8 @@ Every setting comes from the environment with the ``CHAT2SQL_`` prefix or from a
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +16,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REGISTRY_FILE = "registry.db"
 SECRET_KEY_FILE = "secret.key"
+SAMPLES_DIR = "samples"
+_HOST_ENTRY = re.compile(r"[A-Za-z0-9:.\[\]_-]{1,253}")
+
+
+def _host_entries(value: str) -> tuple[str, ...]:
+    return tuple(e.strip() for e in value.split(",") if e.strip())
 
 
 def _env(name: str) -> AliasChoices:
@@ -52,6 +60,11 @@ class Settings(BaseSettings):
     sample_values: int = Field(default=5, ge=0, le=50, description="Distinct sample values kept per text column.")
     introspect_timeout_s: float = Field(default=30.0, gt=0)
     log_level: str = Field(default="INFO")
+    allowed_db_hosts: str = Field(
+        default="",
+        description="Comma-separated host names and CIDR networks (10.0.0.0/8, db.internal) a registered "
+        "database must resolve into; empty: any host.",
+    )
 
     # --- inference worker -------------------------------------------------------------
     model: str = Field(
@@ -73,6 +86,13 @@ class Settings(BaseSettings):
     cold_start_wait_s: float = Field(default=0.0, ge=0, le=600)
     worker_host: str = "127.0.0.1"
     worker_port: int = Field(default=8001, ge=1, le=65535)
+    worker_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=64 * 1024,
+        le=64 * 1024 * 1024,
+        description="Largest /v1/generate body (413 above; checked after the API key, before parsing). "
+        "1 MiB holds the largest valid request: about 232,000 characters at most, 4 bytes each in UTF-8 JSON.",
+    )
     redis_url: str | None = Field(default=None, description="Shared rate limits/cache; in memory when unset.")
     hf_token: SecretStr | None = None
 
@@ -167,6 +187,20 @@ class Settings(BaseSettings):
     def _empty_path_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # CHAT2SQL_DEPLOY_CONFIG= (as in .env.example)
 
+    @field_validator("allowed_db_hosts")
+    @classmethod
+    def _valid_host_entries(cls, value: str) -> str:
+        for entry in _host_entries(value):
+            if "/" in entry:
+                ipaddress.ip_network(entry, strict=False)  # ValueError: not a CIDR network
+            elif not _HOST_ENTRY.fullmatch(entry):
+                raise ValueError(f"not a host name, address or CIDR network: {entry!r}")
+        return value
+
+    @property
+    def allowed_db_host_entries(self) -> tuple[str, ...]:
+        return _host_entries(self.allowed_db_hosts)
+
     @property
     def effective_registry_url(self) -> str:
         return self.registry_url or f"sqlite:///{self.data_dir / REGISTRY_FILE}"
@@ -178,6 +212,11 @@ class Settings(BaseSettings):
     @property
     def secret_key_file(self) -> Path:
         return self.data_dir / SECRET_KEY_FILE
+
+    @property
+    def samples_dir(self) -> Path:
+        """Where ``make demo`` builds the sample databases (``bot.samples``): registrable."""
+        return self.data_dir / SAMPLES_DIR
 
     @property
     def model_cache_dir(self) -> Path:

@@ -156,8 +156,10 @@ class Worker:
             or self.options.default_prompt_format
         )
         fmt = get_format(format_name)
-        prompt = prompt_for(
-            request, fmt.name, max_tokens=self.options.max_input_tokens, count_tokens=engine.count_tokens
+        # Tokenizing a schema of up to 200,000 characters takes tens of milliseconds: in a
+        # thread, so that the event loop (health checks, other requests) keeps answering.
+        prompt = await asyncio.to_thread(
+            prompt_for, request, fmt.name, max_tokens=self.options.max_input_tokens, count_tokens=engine.count_tokens
         )
         max_new = request.max_new_tokens or self.options.max_new_tokens
         result = await batcher.submit(prompt, adapter=adapter, max_new_tokens=max_new)

@@ -58,4 +58,9 @@ def build_worker_app(settings: Settings, *, load_engine: Callable[[], Engine] | 
 
         settings = settings_with_deploy_config(settings)
     worker = Worker(load_engine=load_engine or engine_loader(settings), options=worker_options(settings))
-    return build_app(worker=worker, keys=KeyStore.open(settings), limiter=make_rate_limiter(settings.redis_url))
+    return build_app(
+        worker=worker,
+        keys=KeyStore.open(settings),
+        limiter=make_rate_limiter(settings.redis_url),
+        max_body_bytes=settings.worker_max_body_bytes,
+    )

@@ -20,7 +20,7 @@ from chat2sql.messages import user_message
 from chat2sql.settings import Settings
 from schemas import guard
 from schemas.preview import ReadOnlyRunner, run_checked
-from schemas.registry import Registry
+from schemas.registry import RegisteredDatabase, Registry, validate_function
 from schemas.render import render_schema
 
 logger = logging.getLogger("schemas.cli")
@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("url", help="SQLAlchemy URL, e.g. postgresql://user:pw@host/db")
     p.add_argument("--description", default="")
+    p.add_argument(
+        "--allow-privileged",
+        action="store_true",
+        help="register even if the account is a superuser or can read/write server files",
+    )
     p.set_defaults(handler=_add)
 
     p = sub.add_parser("list", help="list registered databases")
@@ -76,7 +81,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--question", help="rank tables for this question (with --max-tokens)")
     p.add_argument("--max-tokens", type=int, help="token budget for the schema text")
+    p.add_argument("--json", action="store_true", help="the entry, its account findings and schema text as JSON")
     p.set_defaults(handler=_show)
+
+    p = sub.add_parser("functions", help="extra SQL functions the guard may accept on a database")
+    p.add_argument("name")
+    p.add_argument("--allow", nargs="+", default=[], metavar="FUNC", help="e.g. date_trunc or schema.func")
+    p.add_argument("--disallow", nargs="+", default=[], metavar="FUNC")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_functions)
 
     p = sub.add_parser("refresh", help="re-introspect a registered database")
     p.add_argument("name")
@@ -111,8 +124,17 @@ def _positive_int(text: str) -> int:
 
 
 def _add(args: argparse.Namespace, registry: Registry, _settings: Settings) -> int:
-    entry = registry.add(args.name, args.url, description=args.description, registered_by=f"cli:{getpass.getuser()}")
+    entry = registry.add(
+        args.name,
+        args.url,
+        description=args.description,
+        registered_by=f"cli:{getpass.getuser()}",
+        allow_privileged=args.allow_privileged,
+    )
     print(f"registered {entry.name} ({entry.dialect}, {len(entry.schema.tables)} tables) at {entry.url_masked}")
+    if entry.account is not None and entry.dialect != "sqlite":
+        warning = "warning: privileged account (--allow-privileged): " if entry.account.privileged else ""
+        print(f"{warning}account {entry.account.summary()}")
     return EXIT_OK
 
 
@@ -130,7 +152,44 @@ def _list(args: argparse.Namespace, registry: Registry, _settings: Settings) -> 
 
 def _show(args: argparse.Namespace, registry: Registry, _settings: Settings) -> int:
     entry = registry.get(args.name)
-    print(render_schema(entry.schema, question=args.question, max_tokens=args.max_tokens))
+    schema_text = render_schema(entry.schema, question=args.question, max_tokens=args.max_tokens)
+    if args.json:
+        print(json.dumps({**entry.to_json(), "schema": schema_text}, ensure_ascii=False))
+        return EXIT_OK
+    print(schema_text)
+    print()
+    for line in _account_lines(entry):
+        print(f"-- {line}")
+    functions = ", ".join(entry.allowed_functions) or "none"
+    print(f"-- allowed extra functions: {functions}")
+    return EXIT_OK
+
+
+def _account_lines(entry: RegisteredDatabase) -> list[str]:
+    if entry.account is None:
+        return ["account: not checked yet (python -m schemas refresh NAME checks it)"]
+    if entry.dialect == "sqlite":
+        return ["account: none (an SQLite file, opened read-only)"]
+    account = entry.account
+    lines = [
+        f"account: {account.user or '?'}" + (" (registered with --allow-privileged)" if account.privileged else "")
+    ]
+    lines += [f"  {finding}" for finding in account.findings()] or [
+        "  read-only: no superuser, no server files, no writes"
+    ]
+    return lines
+
+
+def _functions(args: argparse.Namespace, registry: Registry, _settings: Settings) -> int:
+    entry = registry.get(args.name)
+    if args.allow or args.disallow:
+        removed = {validate_function(f) for f in args.disallow}
+        added = {validate_function(f) for f in args.allow}
+        entry = registry.set_allowed_functions(args.name, (set(entry.allowed_functions) | added) - removed)
+    if args.json:
+        print(json.dumps({"name": entry.name, "allowed_functions": list(entry.allowed_functions)}))
+    else:
+        print(f"{entry.name}: allowed extra functions: {', '.join(entry.allowed_functions) or 'none'}")
     return EXIT_OK
 
 
@@ -150,7 +209,10 @@ def _remove(args: argparse.Namespace, registry: Registry, _settings: Settings) -
 def _check(args: argparse.Namespace, registry: Registry, settings: Settings) -> int:
     entry = registry.get(args.db)
     max_rows = args.max_rows or settings.preview_max_rows
-    results = (guard.check(sql, entry.schema, max_rows=max_rows) for sql in _statements(args))
+    results = (
+        guard.check(sql, entry.schema, max_rows=max_rows, allowed_functions=entry.allowed_functions)
+        for sql in _statements(args)
+    )
     last_ok = True
     for result in results:
         last_ok = result.ok
@@ -168,13 +230,20 @@ def _check(args: argparse.Namespace, registry: Registry, settings: Settings) -> 
 def _run(args: argparse.Namespace, registry: Registry, settings: Settings) -> int:
     entry = registry.get(args.db)
     url = registry.connection_url(args.db)
-    runner = ReadOnlyRunner(url=url)
+    runner = ReadOnlyRunner(url=url, allowed_functions=entry.allowed_functions)
     max_rows = args.max_rows or settings.preview_max_rows
     timeout_s = args.timeout or settings.preview_timeout_s
     last_ok = True
     try:
         for sql in _statements(args):
-            out = run_checked(sql, entry.schema, runner, max_rows=max_rows, timeout_s=timeout_s)
+            out = run_checked(
+                sql,
+                entry.schema,
+                runner,
+                max_rows=max_rows,
+                timeout_s=timeout_s,
+                allowed_functions=entry.allowed_functions,
+            )
             last_ok = bool(out["ok"])
             if args.json:
                 _emit_json(out)

@@ -3,16 +3,19 @@
 Two layers: the guard refuses anything that is not one read-only statement, and the
 connection could not write even if it let one through:
 
-- SQLite: opened ``mode=ro`` with ``PRAGMA query_only``, an authorizer that allows only
-  reads, and a progress handler that enforces the time limit;
+- SQLite: a child process (killed at the deadline, address space capped) opens the file
+  ``mode=ro`` with ``PRAGMA query_only``, an authorizer that allows only reads and only
+  allowlisted functions, SQLite's own length limit, and a progress handler;
 - PostgreSQL: ``default_transaction_read_only`` plus ``BEGIN READ ONLY``, a local
   ``statement_timeout``, the statement wrapped as a derived table (so the server's own
-  parser refuses anything that is not a query) through the extended protocol, always
-  rolled back;
+  parser refuses anything that is not a query) with an outer LIMIT, through the extended
+  protocol, always rolled back;
 - MySQL/MariaDB: ``SET SESSION TRANSACTION READ ONLY`` plus ``START TRANSACTION READ
   ONLY``, ``max_execution_time`` (MySQL) or ``max_statement_time`` (MariaDB), one
   statement (no multi-statements flag) that the server first accepts as a derived
-  table, always rolled back.
+  table, read unbuffered, always rolled back.
+
+On the two servers a watchdog keeps the deadline from the client side (see ReadOnlyRunner).
 """
 
 from __future__ import annotations
@@ -20,32 +23,46 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
+import json
 import logging
-import sqlite3
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
+import pymysql.cursors
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from chat2sql.errors import Chat2SQLError, DatabaseUnreachable, PreviewError, PreviewFailed, PreviewTimeout
+from chat2sql.errors import (
+    Chat2SQLError,
+    DatabaseUnreachable,
+    PreviewError,
+    PreviewFailed,
+    PreviewTimeout,
+    PreviewTooLarge,
+)
 from chat2sql.messages import user_message
 from chat2sql.redact import redact
 from schemas import guard
-from schemas.connect import readonly_engine
+from schemas.connect import readonly_engine, sqlite_path
 from schemas.dialects import Dialect, dialect_for_backend
-from schemas.guard.denylist import is_denied
+from schemas.guard import functions
 from schemas.model import DatabaseSchema
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ROWS = 50
 DEFAULT_TIMEOUT_S = 5.0
-_PROGRESS_OPS = 1_000
 
 JsonValue = None | bool | int | float | str
 
@@ -63,17 +80,23 @@ class QueryRunner(Protocol):
 
 
 def run_checked(
-    sql: str, schema: DatabaseSchema, runner: QueryRunner, *, max_rows: int, timeout_s: float
+    sql: str,
+    schema: DatabaseSchema,
+    runner: QueryRunner,
+    *,
+    max_rows: int,
+    timeout_s: float,
+    allowed_functions: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Guard, then preview: the JSON object the CLI prints and the bot shows.
 
     The statement the user sees is capped at ``max_rows``; the one that runs asks for
     one row more, so that ``truncated`` tells whether rows were left out.
     """
-    shown = guard.check(sql, schema, max_rows=max_rows)
+    shown = guard.check(sql, schema, max_rows=max_rows, allowed_functions=allowed_functions)
     if not shown.ok or shown.normalized is None:
         return shown.to_json()
-    probe = guard.check(sql, schema, max_rows=max_rows + 1).raise_for_rejection()
+    probe = guard.check(sql, schema, max_rows=max_rows + 1, allowed_functions=allowed_functions).raise_for_rejection()
     try:
         result = runner.run(probe, max_rows=max_rows, timeout_s=timeout_s)
     except PreviewError as err:
@@ -96,11 +119,26 @@ def run_checked(
 
 
 class ReadOnlyRunner:
-    """Runs one statement at a time on a read-only connection to a registered database."""
+    """Runs one statement at a time on a read-only connection to a registered database.
 
-    def __init__(self, *, url: str, secrets: tuple[str, ...] = ()) -> None:
+    Deadlines are kept by the client, whatever the engine does: SQLite runs in a child
+    process that is killed at the deadline; on PostgreSQL and MySQL/MariaDB a watchdog
+    cancels the statement (``cancel_safe()``, ``KILL QUERY``) and, if the server is stuck in
+    one operation that no cancel interrupts, cuts the connection. Rows are capped in number,
+    per value and in total bytes."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        secrets: tuple[str, ...] = (),
+        allowed_functions: tuple[str, ...] = (),
+        limits: PreviewLimits | None = None,
+    ) -> None:
         self._url = url
         self._secrets = (*secrets, _password(url))
+        self._functions = tuple(f.lower() for f in allowed_functions)
+        self._limits = limits or PreviewLimits()
         self._engine: Engine | None = None
         self._engine_timeout: float | None = None
 
@@ -108,32 +146,26 @@ class ReadOnlyRunner:
         started = time.perf_counter()
         try:
             engine = self._engine_for(timeout_s)
-            connection = engine.connect()
         except (SQLAlchemyError, Chat2SQLError) as exc:
-            # Host, port and driver wording stay in the log, never in a chat reply.
             log.warning("preview connection failed", extra={"fields": {"error": type(exc).__name__}})
             raise DatabaseUnreachable() from None
         dialect = dialect_for_backend(engine.dialect.name)
-        with connection as conn:
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            try:
-                columns, rows = _RUNNERS[dialect](raw, sql, max_rows, timeout_s)
-            except PreviewTimeout:
-                raise
-            except Exception as exc:
-                if _is_timeout(exc):
-                    raise PreviewTimeout(timeout_s) from None
-                raise PreviewFailed(_first_line(redact(str(exc), *self._secrets))) from None
-            finally:
-                _rollback_quietly(raw)
+        try:
+            over_budget = False
+            if dialect == "sqlite":
+                (columns, rows), over_budget = self._run_sqlite(sql, max_rows, timeout_s, started)
+            else:
+                columns, rows = self._run_watched(engine, dialect, sql, max_rows, timeout_s, started)
+        except PreviewError:
+            raise
+        except Exception as exc:
+            if _is_timeout(exc):
+                raise PreviewTimeout(timeout_s, time.perf_counter() - started) from None
+            raise PreviewFailed(_first_line(redact(str(exc), *self._secrets))) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
-        truncated = len(rows) > max_rows
+        shown, truncated = _capped(rows, max_rows, self._limits)
         return PreviewResult(
-            columns=columns,
-            rows=tuple(tuple(_json_value(v) for v in row) for row in rows[:max_rows]),
-            truncated=truncated,
-            elapsed_ms=round(elapsed_ms, 2),
+            columns=columns, rows=shown, truncated=truncated or over_budget, elapsed_ms=round(elapsed_ms, 2)
         )
 
     def close(self) -> None:
@@ -147,51 +179,144 @@ class ReadOnlyRunner:
             self._engine_timeout = timeout_s
         return self._engine
 
+    def _run_sqlite(self, sql: str, max_rows: int, timeout_s: float, started: float) -> tuple[_Rows, bool]:
+        """The rows, and whether the child stopped reading at the byte budget."""
+        limits = self._limits
+        job = {
+            "path": str(sqlite_path(make_url(self._url)).resolve()),
+            "sql": sql,
+            "max_rows": max_rows,
+            "timeout_s": timeout_s,
+            "functions": sorted(functions.sqlite_runtime_names(self._functions)),
+            "memory_bytes": limits.memory_bytes,
+            "max_value_bytes": limits.max_result_bytes,
+            "max_result_bytes": limits.max_result_bytes,
+        }
+        with subprocess.Popen(
+            [sys.executable, "-I", "-S", str(_SQLITE_CHILD)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        ) as proc:
+            try:
+                out, _ = proc.communicate(json.dumps(job).encode(), timeout=timeout_s + _STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise PreviewTimeout(timeout_s, time.perf_counter() - started) from None
+        try:
+            reply = json.loads(out or b"{}")
+        except ValueError:
+            reply = {}
+        if not reply:  # the memory cap ended it before it could answer
+            raise PreviewTooLarge(limits.memory_bytes)
+        if reply.get("ok"):
+            rows = [tuple(_child_value(v) for v in row) for row in reply["rows"]]
+            return (tuple(reply["columns"]), rows), bool(reply.get("over_budget"))
+        if reply.get("kind") == "timeout":
+            raise PreviewTimeout(timeout_s, time.perf_counter() - started)
+        if reply.get("kind") == "memory":
+            raise PreviewTooLarge(limits.max_result_bytes)
+        raise PreviewFailed(_first_line(redact(str(reply.get("message", "")), *self._secrets)))
+
+    def _run_watched(
+        self, engine: Engine, dialect: Dialect, sql: str, max_rows: int, timeout_s: float, started: float
+    ) -> _Rows:
+        try:
+            proxy = engine.raw_connection()
+        except (SQLAlchemyError, Chat2SQLError) as exc:
+            # Host, port and driver wording stay in the log, never in a chat reply.
+            log.warning("preview connection failed", extra={"fields": {"error": type(exc).__name__}})
+            raise DatabaseUnreachable() from None
+        raw = proxy.dbapi_connection
+        assert raw is not None
+        job = _Job(lambda: _RUNNERS[dialect](raw, sql, max_rows, timeout_s), close=lambda: _close_quietly(proxy, raw))
+        if job.wait(timeout_s + _SERVER_GRACE_S):
+            return job.result()
+        # The server's own timer did not stop it: cancel from here and, if even that does not
+        # end it (one operation that never looks at its interrupts), cut the connection.
+        # Whatever it returns now came after the limit: a timeout either way.
+        _cancel(engine, dialect, raw)
+        if not job.wait(_STOP_GRACE_S / 2):
+            _cut(dialect, raw)
+            log.warning("preview cut off by the watchdog", extra={"fields": {"dialect": dialect}})
+        raise PreviewTimeout(timeout_s, time.perf_counter() - started)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreviewLimits:
+    """What one preview may take: memory of the SQLite child, characters per value, bytes
+    in all (and per value, for SQLite's own length limit)."""
+
+    memory_bytes: int = 1_024 * 1024 * 1024
+    max_cell_chars: int = 2_000
+    max_result_bytes: int = 2_000_000
+
+
+_SERVER_GRACE_S = 0.2  # the server's own timeout usually answers within this
+_STOP_GRACE_S = 0.6  # then cancel, then cut: the caller is free within limit + ~0.6 s
+_SQLITE_CHILD = Path(__file__).with_name("sqlite_child.py")
 
 _Rows = tuple[tuple[str, ...], list[tuple[Any, ...]]]
 
 
-def _run_sqlite(raw: Any, sql: str, max_rows: int, timeout_s: float) -> _Rows:
-    conn: sqlite3.Connection = raw
-    deadline = time.monotonic() + timeout_s
-    timed_out = False
+class _Job:
+    """Runs the statement on a thread of its own, so that the caller can stop waiting."""
 
-    def _progress() -> int:
-        nonlocal timed_out
-        timed_out = time.monotonic() > deadline
-        return 1 if timed_out else 0
+    def __init__(self, work: Callable[[], _Rows], *, close: Callable[[], None]) -> None:
+        self._done = threading.Event()
+        self._value: _Rows | None = None
+        self._error: BaseException | None = None
 
-    conn.set_progress_handler(_progress, _PROGRESS_OPS)
-    conn.set_authorizer(_sqlite_authorizer)
-    try:
-        cursor = conn.execute(sql)
-        rows = cursor.fetchmany(max_rows + 1)
-        columns = tuple(d[0] for d in cursor.description or ())
-        cursor.close()
-    except sqlite3.OperationalError:
-        if timed_out:
-            raise PreviewTimeout(timeout_s) from None
-        raise
-    finally:
-        conn.set_authorizer(None)
-        conn.set_progress_handler(None, 0)
-    return columns, rows
+        def target() -> None:
+            try:
+                self._value = work()
+            except BaseException as exc:  # handed to the waiting caller
+                self._error = exc
+            finally:
+                close()
+                self._done.set()
 
+        threading.Thread(target=target, name="chat2sql-preview", daemon=True).start()
 
-_SQLITE_ALLOWED = {
-    sqlite3.SQLITE_SELECT,
-    sqlite3.SQLITE_READ,
-    sqlite3.SQLITE_FUNCTION,
-    sqlite3.SQLITE_RECURSIVE,
-}
+    def wait(self, timeout_s: float) -> bool:
+        return self._done.wait(max(timeout_s, 0.0))
+
+    def result(self) -> _Rows:
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
 
 
-def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None) -> int:
-    if action not in _SQLITE_ALLOWED:
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_FUNCTION and arg2 and is_denied("sqlite", arg2):
-        return sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_OK
+def _cancel(engine: Engine, dialect: Dialect, raw: Any) -> None:
+    with contextlib.suppress(Exception):
+        if dialect == "postgres":
+            raw.cancel_safe(timeout=_STOP_GRACE_S / 2)
+            return
+        killer = engine.raw_connection()
+        try:
+            cursor = killer.cursor()
+            cursor.execute(f"KILL QUERY {int(raw.thread_id())}")
+        finally:
+            killer.close()
+
+
+def _cut(dialect: Dialect, raw: Any) -> None:
+    """Shut the socket under a connection stuck in the server: the driver's blocked read
+    returns at once, and the server drops the statement when it next looks at the client."""
+    with contextlib.suppress(Exception):
+        if dialect == "postgres":
+            with socket.socket(fileno=os.dup(raw.pgconn.socket)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        else:
+            raw._sock.shutdown(socket.SHUT_RDWR)
+
+
+def _close_quietly(proxy: Any, raw: Any) -> None:
+    _rollback_quietly(raw)
+    with contextlib.suppress(Exception):
+        proxy.close()
 
 
 def _run_postgres(raw: Any, sql: str, max_rows: int, timeout_s: float) -> _Rows:
@@ -201,14 +326,19 @@ def _run_postgres(raw: Any, sql: str, max_rows: int, timeout_s: float) -> _Rows:
         cursor.execute(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
         # Wrapped as a derived table, the server itself refuses anything but a query
         # (COPY, SET, DO, stacked or data-modifying statements); prepare=True sends it
-        # through the extended protocol, which refuses a second statement as well.
-        cursor.execute(_wrapped(sql), prepare=True)
+        # through the extended protocol, which refuses a second statement as well. The
+        # outer LIMIT caps what the server sends, whatever the query says (WITH TIES).
+        cursor.execute(_wrapped(sql) + f" LIMIT {max_rows + 1}", prepare=True)
         columns = tuple(d.name for d in cursor.description or ())
         rows = cursor.fetchmany(max_rows + 1) if cursor.description else []
     return columns, rows
 
 
 def _run_mysql(raw: Any, sql: str, max_rows: int, timeout_s: float) -> _Rows:
+    # Any account may read server variables (@@datadir, @@hostname), and MySQL runs the
+    # inside of /*! … */: no grant can stop either, so the runner refuses them itself.
+    if _MYSQL_SERVER_STATE.search(_without_strings(sql)):
+        raise PreviewFailed("server variables and executable comments are not allowed in a preview")
     with raw.cursor() as cursor:
         cursor.execute("SELECT VERSION()")
         version = str(cursor.fetchone()[0])
@@ -227,13 +357,24 @@ def _run_mysql(raw: Any, sql: str, max_rows: int, timeout_s: float) -> _Rows:
             # statement did parse as a subquery, so it is a query.
             if not (exc.args and exc.args[0] == _MYSQL_DUPLICATE_COLUMN):
                 raise
-        cursor.execute(sql)
-        columns = tuple(d[0] for d in cursor.description or ())
-        rows = list(cursor.fetchmany(max_rows + 1)) if cursor.description else []
+    # Unbuffered: only the rows a preview shows cross the network, whatever the query says.
+    # The connection is discarded afterwards, so a longer result is cut, never read.
+    cursor = raw.cursor(pymysql.cursors.SSCursor)
+    cursor.execute(sql)
+    columns = tuple(d[0] for d in cursor.description or ())
+    rows = list(cursor.fetchmany(max_rows + 1)) if cursor.description else []
+    if len(rows) > max_rows:
+        _cut("mysql", raw)
     return columns, rows
 
 
 _MYSQL_DUPLICATE_COLUMN = 1060
+_MYSQL_SERVER_STATE = re.compile(r"@@|/\*\s*M?!")
+_STRING_LITERAL = re.compile(r"'(?:[^'\\]|''|\\.)*'|\"(?:[^\"\\]|\"\"|\\.)*\"")
+
+
+def _without_strings(sql: str) -> str:
+    return _STRING_LITERAL.sub("''", sql)
 
 
 def _wrapped(sql: str) -> str:
@@ -241,10 +382,37 @@ def _wrapped(sql: str) -> str:
 
 
 _RUNNERS: dict[Dialect, Callable[[Any, str, int, float], _Rows]] = {
-    "sqlite": _run_sqlite,
     "postgres": _run_postgres,
     "mysql": _run_mysql,
 }
+
+
+def _capped(
+    rows: list[tuple[Any, ...]], max_rows: int, limits: PreviewLimits
+) -> tuple[tuple[tuple[JsonValue, ...], ...], bool]:
+    """At most ``max_rows`` rows, each text value cut at ``max_cell_chars``, and no more rows
+    than fit in ``max_result_bytes``; the flag says whether anything was left out."""
+    shown: list[tuple[JsonValue, ...]] = []
+    total = 0
+    truncated = len(rows) > max_rows
+    for row in rows[:max_rows]:
+        values: list[JsonValue] = []
+        for raw_value in row:
+            value = _json_value(raw_value)
+            if isinstance(value, str) and len(value) > limits.max_cell_chars:
+                value, truncated = value[: limits.max_cell_chars] + "…", True
+            total += len(value) if isinstance(value, str) else 8
+            values.append(value)
+        if total > limits.max_result_bytes:
+            return tuple(shown), True
+        shown.append(tuple(values))
+    return tuple(shown), truncated
+
+
+def _child_value(value: Any) -> Any:
+    if isinstance(value, dict) and "bytes" in value:
+        return bytes(int(value["bytes"]))  # shown as "<n bytes>", as a driver's bytes are
+    return value
 
 
 def _password(url: str) -> str:

@@ -6,6 +6,7 @@ failure, never a skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import uuid
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 import pymysql
 import pytest
 
@@ -22,6 +24,10 @@ from schemas.registry import Registry
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 MY_ADMIN = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+# The least-privileged account production should register: a LOGIN role / user that can
+# only read the test database (registration refuses the superuser admins above).
+READER = "c2s_reader"
+READER_PASSWORD = "c2s-Reader_pw"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -82,11 +88,39 @@ def pg_drop_database(name: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def pg_reader_url(name: str) -> str:
+    """Let the reader role read database ``name`` (tables made later too); its URL.
+
+    Trust authentication on localhost: the URL carries no password (tests add one to check
+    masking; the server ignores it)."""
+    with pg_admin() as admin:
+        exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER,)).fetchone()
+        if not exists:
+            # a parallel test run may create it in the meantime
+            with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                admin.execute(f"CREATE ROLE {READER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
+        admin.execute(f'GRANT CONNECT ON DATABASE "{name}" TO {READER}')
+    with psycopg.connect(**{**PG_ADMIN, "dbname": name}, autocommit=True) as conn:
+        for namespace in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'"
+        ).fetchall():
+            schema = psycopg.sql.Identifier(namespace[0])
+            conn.execute(psycopg.sql.SQL("GRANT USAGE ON SCHEMA {} TO c2s_reader").format(schema))
+            conn.execute(psycopg.sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO c2s_reader").format(schema))
+            conn.execute(
+                psycopg.sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT SELECT ON TABLES TO c2s_reader").format(
+                    schema
+                )
+            )
+    return f"postgresql://{READER}@127.0.0.1:5432/{name}"
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
+    """The sample database, as the read-only role sees it."""
     name = f"c2s_test_{uuid.uuid4().hex[:8]}"
-    url = pg_create_database(name, sample_script("postgres"))
-    yield url
+    pg_create_database(name, sample_script("postgres"))
+    yield pg_reader_url(name)
     pg_drop_database(name)
 
 
@@ -115,14 +149,39 @@ def my_create_database(name: str, script: str | None = None) -> str:
 def my_drop_database(name: str) -> None:
     with my_admin() as admin, admin.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        for host in READER_HOSTS:  # MariaDB keeps database grants after DROP DATABASE
+            cur.execute("SELECT 1 FROM mysql.db WHERE User = %s AND Host = %s AND Db = %s", (READER, host, name))
+            if cur.fetchone():
+                cur.execute(f"REVOKE ALL PRIVILEGES ON `{name}`.* FROM '{READER}'@'{host}'")
+
+
+READER_HOSTS = ("127.0.0.1", "localhost")
+
+
+def my_reader_url(name: str) -> str:
+    """Let the reader user read database ``name`` and nothing else (SELECT; SHOW VIEW, which
+    reflecting a view needs); its URL."""
+    with my_admin() as admin, admin.cursor() as cur:
+        for host in READER_HOSTS:
+            cur.execute(f"CREATE USER IF NOT EXISTS '{READER}'@'{host}' IDENTIFIED BY '{READER_PASSWORD}'")
+            cur.execute(f"GRANT SELECT, SHOW VIEW ON `{name}`.* TO '{READER}'@'{host}'")
+    return f"mysql://{READER}:{READER_PASSWORD}@127.0.0.1:3306/{name}"
 
 
 @pytest.fixture
 def my_url() -> Iterator[str]:
+    """The sample database, as the read-only user sees it."""
     name = f"c2s_test_{uuid.uuid4().hex[:8]}"
-    url = my_create_database(name, sample_script("mysql"))
-    yield url
+    my_create_database(name, sample_script("mysql"))
+    yield my_reader_url(name)
     my_drop_database(name)
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with its password replaced (percent-encoded as a URL needs it)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(password=password).render_as_string(hide_password=False)
 
 
 # --- Registry ---------------------------------------------------------------------------

@@ -3,6 +3,8 @@ cache, the retry path, every failure message, and the audit row behind each repl
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -25,9 +27,11 @@ from inference.client import (
 )
 from inference.protocol import GenerateRequest, GenerateResponse
 from schemas.registry import Registry
+from tests.conftest import with_password
 
 ALICE = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-alice")
 ADMIN = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-admin")
+BOB = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-bob")
 OTHER_WS = Where(platform="slack", workspace="T2", channel="C-x", user_id="U-bob")
 
 
@@ -155,7 +159,7 @@ async def test_admin_refusal_changes_nothing(bot: Assistant, sqlite_url: str) ->
 
 @pytest.mark.asyncio
 async def test_admin_commands_never_echo_passwords(bot: Assistant, pg_url: str) -> None:
-    secret = pg_url.replace("postgres@", "postgres:Sup3rSecret@")
+    secret = with_password(pg_url, "Sup3rSecret")
     reply = await bot.handle(f"admin register pgdb {secret} warehouse", ADMIN)
     assert "Sup3rSecret" not in reply.text and "Registered `pgdb`" in reply.text
     listing = await bot.handle("admin list", ADMIN)
@@ -281,6 +285,30 @@ async def test_preview_timeout_message(settings: Settings, sqlite_url: str) -> N
     assert reply.kind == "answer"
     preview = await bot.preview(reply.answer.audit_id, ALICE)  # type: ignore[union-attr]
     assert not preview.ok and "stopped after 0.5 s" in preview.text
+    await bot.close()
+
+
+@pytest.mark.asyncio
+async def test_a_stuck_preview_does_not_hold_up_other_questions(settings: Settings, sqlite_url: str) -> None:
+    """A preview at its limit runs off the event loop: another user's question is answered
+    meanwhile, and the stuck one is stopped at its limit, saying how long it ran."""
+    slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+    answers = {"count forever": slow, "who works here?": "SELECT name FROM employees ORDER BY id"}
+    client = ScriptedClient(lambda request: answers[request.question])
+    bot = _assistant(settings, client, preview_timeout_s=2.0)
+    await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
+    first = await bot.handle("count forever", ALICE)
+    assert first.answer is not None
+    started = time.perf_counter()
+    stuck = asyncio.create_task(bot.preview(first.answer.audit_id, ALICE))
+    await asyncio.sleep(0.2)
+    other = await bot.handle("who works here?", BOB)
+    answered_s = time.perf_counter() - started
+    assert other.kind == "answer" and not stuck.done()
+    preview = await stuck
+    stopped_s = time.perf_counter() - started
+    assert not preview.ok and "stopped after 2 s" in preview.text and "s in all" in preview.text
+    assert answered_s < 2.0 <= stopped_s < 3.0
     await bot.close()
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import with_password
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -64,12 +66,12 @@ def test_full_cycle(cli: Cli, sqlite_url: str) -> None:
 
 
 def test_list_json_masks_passwords(cli: Cli, pg_url: str) -> None:
-    secret_url = pg_url.replace("postgres@", "postgres:S3cretPass@")
+    secret_url = with_password(pg_url, "S3cretPass")
     assert cli("add", "pg", secret_url).returncode == 0
     for args in (("list",), ("list", "--json"), ("show", "pg")):
         proc = cli(*args)
         assert "S3cretPass" not in proc.stdout + proc.stderr
-    assert json.loads(cli("list", "--json").stdout)[0]["url"].startswith("postgresql://postgres:***@")
+    assert json.loads(cli("list", "--json").stdout)[0]["url"].startswith("postgresql://c2s_reader:***@")
 
 
 @pytest.mark.parametrize(

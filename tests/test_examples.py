@@ -34,6 +34,9 @@ async def test_thumbs_up_makes_an_example_that_similar_questions_see(settings: S
     assert first.answer is not None and client.requests[0].examples == []
     thanks = bot.feedback(first.answer.audit_id, ALICE, "up")
     assert thanks.kind == "text"
+    assert bot.store.examples("hr") == [] and "example" not in thanks.text  # a user's 👍 is feedback only
+    kept = bot.feedback(first.answer.audit_id, ADMIN, "up")  # an admin's 👍 makes the example
+    assert kept.kind == "text" and "Kept as a verified example for `hr`" in kept.text
     (example,) = bot.store.examples("hr")
     assert example.source == "thumbs_up" and example.sql == first.answer.sql and example.status == "active"
 

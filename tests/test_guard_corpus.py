@@ -40,14 +40,18 @@ def _direct(url: str) -> Callable[[str], list[tuple[Any, ...]]]:
                 return list(conn.execute(sql).fetchall())
         if backend == "postgresql":
             with psycopg.connect(
-                host=parsed.host, port=parsed.port, user=parsed.username, dbname=parsed.database
+                host=parsed.host,
+                port=parsed.port,
+                user=parsed.username,
+                password=parsed.password or None,
+                dbname=parsed.database,
             ) as conn:
                 return list(conn.execute(sql).fetchall())  # type: ignore[call-overload]
         conn = pymysql.connect(
             host=parsed.host,
             port=parsed.port or 3306,
             user=parsed.username or "root",
-            password="",
+            password=parsed.password or "",
             database=parsed.database,
             charset="utf8mb4",
         )

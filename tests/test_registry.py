@@ -23,6 +23,7 @@ from chat2sql.errors import (
 from chat2sql.messages import user_message
 from chat2sql.settings import Settings
 from schemas.registry import MIGRATIONS_DIR, Base, Registry, upgrade
+from tests.conftest import with_password
 
 
 def _rows(settings: Settings) -> list[tuple[object, ...]]:
@@ -108,7 +109,7 @@ def test_duplicate_and_unknown(registry: Registry, sqlite_url: str) -> None:
 
 
 def test_urls_are_encrypted_at_rest_and_masked(settings: Settings, pg_url: str) -> None:
-    password_url = pg_url.replace("postgres@", "postgres:TopSecret99@")  # trust auth ignores it
+    password_url = with_password(pg_url, "TopSecret99")  # trust auth ignores it
     reg = Registry.open(settings)
     entry = reg.add("pg", password_url, registered_by="t")
     assert "TopSecret99" not in entry.url_masked and "***" in entry.url_masked
@@ -123,7 +124,7 @@ def test_urls_are_encrypted_at_rest_and_masked(settings: Settings, pg_url: str) 
 
 def test_wrong_key_is_reported_not_crashed(settings: Settings, pg_url: str, tmp_path: Path) -> None:
     reg = Registry.open(settings)
-    reg.add("pg", pg_url.replace("postgres@", "postgres:pw@"), registered_by="t")
+    reg.add("pg", with_password(pg_url, "pw"), registered_by="t")
     reg.close()
     other = Settings(data_dir=settings.data_dir, secret_key=Fernet.generate_key().decode(), _env_file=None)  # type: ignore[call-arg]
     reg = Registry.open(other)
@@ -138,7 +139,7 @@ def test_postgres_registry_refuses_passwords_without_key(
     reg = Registry.open(pg_registry_settings)
     reg.add("local", sqlite_url, registered_by="t")  # no credentials: allowed without a key
     with pytest.raises(MissingSecretKey):
-        reg.add("pg", pg_url.replace("postgres@", "postgres:pw@"), registered_by="t")
+        reg.add("pg", with_password(pg_url, "pw"), registered_by="t")
     assert [e.name for e in reg.list()] == ["local"]
     assert not (pg_registry_settings.data_dir / "secret.key").exists()
     reg.close()
@@ -152,7 +153,7 @@ def test_postgres_registry_with_key(pg_registry_settings: Settings, pg_url: str,
         _env_file=None,  # type: ignore[call-arg]
     )
     reg = Registry.open(settings)
-    reg.add("pg", pg_url.replace("postgres@", "postgres:pw@"), registered_by="t")
+    reg.add("pg", with_password(pg_url, "pw"), registered_by="t")
     reg.add("maria", my_url, registered_by="t")
     assert sorted(e.dialect for e in reg.list()) == ["mysql", "postgres"]
     reg.close()

@@ -27,6 +27,7 @@ BODY = {
     },
     "max_new_tokens": 6,
 }
+MAX_BODY_BYTES = Settings.model_fields["worker_max_body_bytes"].default
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def keys(settings: Settings) -> Iterator[KeyStore]:
 
 def _app(load: Callable[[], Engine], keys: KeyStore, limiter: RateLimiter, **options: object) -> FastAPI:
     worker = Worker(load_engine=load, options=WorkerOptions(adapter_formats={"alpha": "seed"}, **options))  # type: ignore[arg-type]
-    return build_app(worker=worker, keys=keys, limiter=limiter)
+    return build_app(worker=worker, keys=keys, limiter=limiter, max_body_bytes=MAX_BODY_BYTES)
 
 
 @pytest.fixture

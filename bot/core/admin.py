@@ -1,4 +1,4 @@
-"""Admin commands over chat: register, list, describe, refresh, remove, grant, revoke.
+"""Admin commands over chat: register, list, describe, refresh, remove, grant, revoke, functions.
 
 Registration validates the URL and connects before anything is stored; replies never
 echo a URL with its password.
@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING
 
 from bot.core import examples
 from bot.core.grammar import Admin
+from bot.core.text import clean_text, one_line
 from bot.store import VerifiedExample, Where
 from chat2sql import errors, messages
+from inference.protocol import reject_control_tokens
 from schemas import guard
+from schemas.registry import validate_function
 from schemas.render import render_schema
 
 if TYPE_CHECKING:
@@ -40,23 +43,38 @@ async def run_admin(assistant: Assistant, command: Admin, where: Where, text: st
                 return messages.no_example(int(args[1].lstrip("#")))
             return messages.example_removed(removed.id, removed.database)
         case "register", 3:
-            name, url, description = args
+            name, url, description, allow_privileged = _register_args(*args)
             entry = await asyncio.to_thread(
                 registry.add,
                 name,
                 url,
-                description=description,
+                description=one_line(description),  # shown in `databases`: one plain line
                 registered_by=f"{where.platform}:{where.user_id}",
+                allow_privileged=allow_privileged,
             )
             store.set_origin(entry.name, platform=where.platform, workspace=where.workspace)
-            return messages.registered(entry.name, entry.dialect, len(entry.schema.tables))
+            note = ""
+            if entry.account is not None and entry.dialect != "sqlite":
+                note = messages.account_note(entry.account.summary(), privileged=entry.account.privileged)
+            return messages.registered(entry.name, entry.dialect, len(entry.schema.tables)) + note
+        case "functions", 1:
+            entry = registry.get(args[0])
+            return messages.allowed_functions(entry.name, entry.allowed_functions)
+        case "functions", n if n >= 3 and args[1].lower() in ("allow", "disallow"):
+            name, verb, functions = args[0], args[1].lower(), args[2:]
+            entry = registry.get(name)
+            named = {validate_function(f) for f in functions}
+            current = set(entry.allowed_functions)
+            wanted = current | named if verb == "allow" else current - named
+            entry = await asyncio.to_thread(registry.set_allowed_functions, name, wanted)
+            return messages.allowed_functions(entry.name, entry.allowed_functions)
         case "list", 0:
             entries = registry.list()
             if not entries:
                 return messages.user_message(errors.NoDatabases())
             return "\n".join(
                 f"• `{e.name}` ({e.dialect}, {len(e.schema.tables)} tables) {e.url_masked}"
-                + (f" — {e.description}" if e.description else "")
+                + (f" — {one_line(e.description)}" if e.description else "")
                 for e in entries
             )
         case "describe", 1:
@@ -77,6 +95,23 @@ async def run_admin(assistant: Assistant, command: Admin, where: Where, text: st
     raise errors.UnknownCommand(messages.ADMIN_USAGE)
 
 
+ALLOW_PRIVILEGED = "--allow-privileged"
+_ALLOW_FLAG = re.compile(rf"(?:^|\s){re.escape(ALLOW_PRIVILEGED)}(?=\s|$)")
+
+
+def _register_args(name: str, url: str, description: str) -> tuple[str, str, str, bool]:
+    """``admin register NAME URL [description] [--allow-privileged]``; the flag may come
+    anywhere after the name and is taken out of the description."""
+    allow = url == ALLOW_PRIVILEGED or _ALLOW_FLAG.search(description) is not None
+    description = _ALLOW_FLAG.sub(" ", description).strip()
+    if url == ALLOW_PRIVILEGED:
+        rest = description.split(None, 1)
+        if not rest:
+            raise errors.UnknownCommand(messages.ADMIN_USAGE)
+        url, description = rest[0], rest[1] if len(rest) > 1 else ""
+    return name, url, description, allow
+
+
 _EXAMPLE_ADD = re.compile(
     r"^\s*admin\s+example\s+add\s+(?P<db>\S+)\s+(?P<question>.+?)\s+=>\s+(?P<sql>.+)$", re.S | re.I
 )
@@ -88,13 +123,18 @@ async def _add_example(assistant: Assistant, text: str, where: Where) -> str:
     if match is None:
         raise errors.UnknownCommand(messages.ADMIN_USAGE)
     entry = assistant.registry.get(match["db"])
-    sql = match["sql"].strip().rstrip(";").strip()
-    verdict = await asyncio.to_thread(guard.check, sql, entry.schema)
+    question, sql = one_line(match["question"]), clean_text(match["sql"]).strip().rstrip(";").strip()
+    try:  # an example goes into every similar question's prompt, where a control token fails them all
+        reject_control_tokens(question)
+        reject_control_tokens(sql)
+    except ValueError as err:
+        raise errors.InvalidQuestion(str(err)) from None
+    verdict = await asyncio.to_thread(guard.check, sql, entry.schema, allowed_functions=entry.allowed_functions)
     if not verdict.ok:
         raise errors.GuardRejected(str(verdict.rule), str(verdict.reason))
     example_id = assistant.store.add_example(
         database=entry.name,
-        question=match["question"].strip(),
+        question=question,
         sql=sql,
         source="admin",
         created_by=f"{where.platform}:{where.user_id}",

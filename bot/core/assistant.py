@@ -27,6 +27,7 @@ from bot.core import examples as verified
 from bot.core.access import Admins
 from bot.core.experiment import Experiment
 from bot.core.grammar import Admin, Ask, Command, Databases, Empty, Help, Use, parse
+from bot.core.text import clean_text, one_line
 from bot.metrics import BotMetrics
 from bot.store import AuditEntry, AuditRecord, BotStore, ThreadTurn, VerifiedExample, Where
 from chat2sql import errors, messages
@@ -198,6 +199,9 @@ class Assistant:
     ) -> Reply:
         trace_id = uuid.uuid4().hex  # 32 hex digits: also the OpenTelemetry/Langfuse trace id
         token = request_id.set(trace_id)
+        # What is traced, audited and echoed: never a NUL, a terminal escape or a bidi override.
+        safe_question = clean_text(question)
+        database = (one_line(database) or None) if database is not None else None
         started = time.perf_counter()
         outcome = _Outcome(database=database, notify=notify)
         choices: tuple[str, ...] = ()
@@ -209,7 +213,7 @@ class Assistant:
             channel=where.channel,
         )
         try:
-            with attributes, self.tracer.observe("question", trace_id=trace_id, input=question) as span:
+            with attributes, self.tracer.observe("question", trace_id=trace_id, input=safe_question) as span:
                 try:
                     answer_sql = await self._answer(question, where, outcome)
                     reply_kind: Literal["answer", "error"] = "answer"
@@ -244,7 +248,7 @@ class Assistant:
                 channel=where.channel,
                 user_id=where.user_id,
                 database=outcome.database,
-                question=question,
+                question=safe_question,
                 sql=outcome.sql,
                 guard_verdict=outcome.verdict,
                 preview_rows=None,
@@ -257,7 +261,9 @@ class Assistant:
             ),
         )
         if reply_kind == "error":
-            options = outcome.options or tuple(Option(label=c, text=f"[db:{c}] {question.strip()}") for c in choices)
+            options = outcome.options or tuple(
+                Option(label=c, text=f"[db:{c}] {safe_question.strip()}") for c in choices
+            )
             if outcome.options and outcome.error_kind == "GuardRejected":
                 text = f"{text} {messages.GUARD_FAILED_TWICE}"
             return Reply(kind="error", text=text, error_kind=outcome.error_kind, choices=choices, options=options)
@@ -328,12 +334,24 @@ class Assistant:
         return Reply(kind="text", text=messages.feedback_thanks(rating) + note)
 
     def _keep_example(self, entry: AuditEntry, where: Where, rating: str, corrected_sql: str | None) -> str:
-        """👍 answers and admins' corrections become verified examples of their database."""
+        """Admins' 👍 answers and admins' corrections become verified examples of their database.
+
+        Examples go into everyone's prompts, so anyone else's rating is feedback only (the audit
+        row and the trace score): one user must not be able to teach the model for all.
+        """
         if entry.database is None or entry.database not in self.registry.names():
             return ""
         database = self.registry.get(entry.database)
         who = f"{where.platform}:{where.user_id}"
+        admin = self._admins.allows(where.platform, where.user_id)
         if rating == "up" and entry.sql and entry.error_kind is None:
+            if not admin:
+                return ""
+            try:
+                reject_control_tokens(entry.question)
+                reject_control_tokens(entry.sql)
+            except ValueError as err:
+                return messages.example_refused(str(err))
             self.store.add_example(
                 database=database.name,
                 question=entry.question,
@@ -343,14 +361,18 @@ class Assistant:
                 schema_hash=database.schema_hash,
                 audit_id=entry.id,
             )
-            return ""
+            return messages.example_kept(database.name)
         if rating == "down" and corrected_sql:
-            if not self._admins.allows(where.platform, where.user_id):
+            if not admin:
                 return messages.EXAMPLE_FOR_ADMINS
             sql = corrected_sql.strip().rstrip(";").strip()
-            verdict = guard.check(sql, database.schema)
+            verdict = guard.check(sql, database.schema, allowed_functions=database.allowed_functions)
             if not verdict.ok:
                 return messages.example_refused(f"{verdict.rule}: {verdict.reason}")
+            try:
+                reject_control_tokens(sql)  # it would go into every similar question's prompt
+            except ValueError as err:
+                return messages.example_refused(str(err))
             self.store.add_example(
                 database=database.name,
                 question=entry.question,
@@ -464,7 +486,11 @@ class Assistant:
         with self.tracer.observe("guard", kind="guardrail", input=response.sql) as span:
             # sqlglot is CPU work: off the event loop, so acknowledgements are not held up behind it
             checked = await asyncio.to_thread(
-                guard.check, response.sql, entry.schema, max_rows=self.config.preview_max_rows
+                guard.check,
+                response.sql,
+                entry.schema,
+                max_rows=self.config.preview_max_rows,
+                allowed_functions=entry.allowed_functions,
             )
             span.update(output={"ok": checked.ok, "rule": checked.rule, "warnings": list(checked.warnings)})
         self.metrics.guard_verdicts.labels("accepted" if checked.ok else str(checked.rule)).inc()
@@ -560,16 +586,23 @@ class Assistant:
 
     def _validate(self, entry: RegisteredDatabase, sql: str) -> None:
         """Run guard-accepted SQL for one row: the database's own errors feed the retry."""
-        runner = ReadOnlyRunner(url=self.registry.connection_url(entry.name))
+        runner = ReadOnlyRunner(url=self.registry.connection_url(entry.name), allowed_functions=entry.allowed_functions)
         try:
             runner.run(sql, max_rows=VALIDATION_ROWS, timeout_s=VALIDATION_TIMEOUT_S)
         finally:
             runner.close()
 
     def _run(self, entry: RegisteredDatabase, sql: str, max_rows: int, timeout_s: float) -> dict[str, Any]:
-        runner = ReadOnlyRunner(url=self.registry.connection_url(entry.name))
+        runner = ReadOnlyRunner(url=self.registry.connection_url(entry.name), allowed_functions=entry.allowed_functions)
         try:
-            return run_checked(sql, entry.schema, runner, max_rows=max_rows, timeout_s=timeout_s)
+            return run_checked(
+                sql,
+                entry.schema,
+                runner,
+                max_rows=max_rows,
+                timeout_s=timeout_s,
+                allowed_functions=entry.allowed_functions,
+            )
         finally:
             runner.close()
 
@@ -600,8 +633,15 @@ class Assistant:
         raise errors.NeedDatabase(allowed)
 
     def allowed_entry(self, name: str, where: Where) -> RegisteredDatabase:
-        """A registered database that may be used from ``where`` (UnknownDatabase, NotAllowedHere)."""
-        entry = self.registry.get(name)  # UnknownDatabase lists the known names
+        """A registered database that may be used from ``where`` (UnknownDatabase, NotAllowedHere).
+
+        An unknown name's reply lists only the databases usable here, not every registered one.
+        """
+        try:
+            entry = self.registry.get(name)
+        except errors.UnknownDatabase as err:
+            usable = tuple(n for n in err.known if self.store.is_allowed(n, where))
+            raise errors.UnknownDatabase(one_line(err.name), usable, here=True) from None
         if not self.store.is_allowed(name, where):
             raise errors.NotAllowedHere(name)
         return entry
@@ -626,7 +666,7 @@ class Assistant:
         default = self.store.default(where)
         lines = [
             f"• `{e.name}` ({e.dialect}, {len(e.schema.tables)} tables){' — default here' if e.name == default else ''}"
-            + (f": {e.description}" if e.description else "")
+            + (f": {one_line(e.description)}" if e.description else "")
             for e in entries
         ]
         return "Databases you can ask here:\n" + "\n".join(lines)
@@ -634,6 +674,9 @@ class Assistant:
     async def _admin(self, command: Admin, text: str, where: Where) -> Reply:
         from bot.core.admin import run_admin
 
+        # Arguments, a registration's description and the audit row: no NUL, escapes or bidi controls.
+        text = clean_text(text)
+        command = Admin(command.action, tuple(clean_text(arg) for arg in command.args))
         if not self._admins.allows(where.platform, where.user_id):
             reply = Reply(kind="error", text=messages.user_message(errors.AdminOnly()), error_kind="AdminOnly")
         else:
@@ -664,9 +707,13 @@ class Assistant:
 
 
 def _validate_question(question: str) -> str:
-    question = question.strip()
+    """The question as the model sees it: terminal escapes, control characters (not newline or
+    tab) and bidi controls removed; refused when nothing is left, too long or a control token."""
+    raw, question = question.strip(), clean_text(question).strip()
     if not question:
-        raise errors.InvalidQuestion("it is empty")
+        raise errors.InvalidQuestion(
+            "it is empty" if not raw else "nothing is left once control characters are removed"
+        )
     if len(question) > MAX_QUESTION_CHARS:
         raise errors.InvalidQuestion(f"it is longer than {MAX_QUESTION_CHARS} characters")
     try:

@@ -1,5 +1,6 @@
-"""Verified examples: (question, SQL) pairs that 👍 answers, admin corrections and admin
-commands keep per database, and the few most like a new question that go into its prompt.
+"""Verified examples: (question, SQL) pairs that admins keep per database (their 👍 on an answer,
+their corrections, their commands), and the few most like a new question that go into its prompt.
+Anyone else's 👍 is feedback only: an example reaches every user's prompts.
 
 Similarity is lexical (Jaccard over the same stemmed words the schema ranking uses): no
 embedding model, nothing to download, and it is exactly as good as the words people reuse
@@ -41,7 +42,7 @@ def current(store: BotStore, entry: RegisteredDatabase) -> list[VerifiedExample]
     active: list[VerifiedExample] = []
     for example in store.examples(entry.name):
         if example.schema_hash != entry.schema_hash:
-            verdict = guard.check(example.sql, entry.schema)
+            verdict = guard.check(example.sql, entry.schema, allowed_functions=entry.allowed_functions)
             reason = None if verdict.ok else f"{verdict.rule}: {verdict.reason}"
             store.set_example_status(
                 example.id, status="active" if verdict.ok else "set_aside", reason=reason, schema_hash=entry.schema_hash

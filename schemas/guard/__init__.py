@@ -64,10 +64,74 @@ def check(
     schema: DatabaseSchema,
     *,
     max_rows: int = DEFAULT_MAX_ROWS,
+    allowed_functions: Sequence[str] = (),
     rules: Sequence[Rule] = RULES,
 ) -> GuardResult:
-    """Run ``sql`` through every rule for ``schema``'s dialect."""
-    ctx = GuardContext(schema=schema, max_rows=max_rows)
+    """Run ``sql`` through every rule for ``schema``'s dialect.
+
+    ``allowed_functions`` are the database admin's additions to the function allowlist.
+    The SQL that comes out is parsed once more and must be the same single statement the
+    rules checked, with no comment or hint left in it."""
+    if len(sql) > MAX_SQL_CHARS:
+        return GuardResult(
+            sql=sql[:200],
+            ok=False,
+            rule="single_statement",
+            reason=f"the SQL is longer than {MAX_SQL_CHARS:,} characters",
+        )
+    try:
+        return _checked(
+            sql, schema, max_rows=max_rows, extra=tuple(sorted({f.lower() for f in allowed_functions})), rules=rules
+        )
+    except RecursionError:  # sqlglot parses, walks and writes recursively
+        return GuardResult(sql=sql, ok=False, rule="single_statement", reason="the SQL is nested too deeply")
+
+
+MAX_SQL_CHARS = 100_000
+
+
+def _checked(
+    sql: str, schema: DatabaseSchema, *, max_rows: int, extra: tuple[str, ...], rules: Sequence[Rule]
+) -> GuardResult:
+    result = _run_rules(sql, schema, max_rows=max_rows, extra=extra, rules=rules)
+    # The emitted text is what the engine reads: it must itself pass every rule and come out
+    # unchanged (a fixed point), with no comment or hint in it, or what ran would not be what
+    # was checked. sqlglot sometimes needs a second pass to settle (INTERVAL 1 -> '1').
+    for _ in range(_SETTLE_PASSES):
+        if not result.ok or result.normalized is None:
+            break
+        again = _run_rules(result.normalized, schema, max_rows=max_rows, extra=extra, rules=rules)
+        if not again.ok:
+            return _round_trip(sql, f"the rewritten query fails: {again.reason}")
+        if again.normalized == result.normalized:
+            if _has_comment(result.normalized, schema.dialect):
+                return _round_trip(sql, "the rewritten query still holds a comment or hint")
+            return GuardResult(
+                sql=sql, ok=True, normalized=result.normalized, warnings=_merged(result.warnings, again.warnings)
+            )
+        result = GuardResult(
+            sql=sql, ok=True, normalized=again.normalized, warnings=_merged(result.warnings, again.warnings)
+        )
+    else:
+        return _round_trip(sql, "the rewritten query does not read back as the checked one")
+    return result
+
+
+_SETTLE_PASSES = 3
+
+
+def _round_trip(sql: str, reason: str) -> GuardResult:
+    return GuardResult(sql=sql, ok=False, rule="round_trip", reason=reason)
+
+
+def _merged(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*first, *second)))
+
+
+def _run_rules(
+    sql: str, schema: DatabaseSchema, *, max_rows: int, extra: tuple[str, ...], rules: Sequence[Rule]
+) -> GuardResult:
+    ctx = GuardContext(schema=schema, max_rows=max_rows, extra_functions=extra)
     for text_rule in TEXT_RULES:
         try:
             text_rule(sql, schema.dialect)
@@ -84,6 +148,14 @@ def check(
             return GuardResult(sql=sql, ok=False, rule=rule.__name__, reason=rej.reason)
     notes = [*warnings, *ctx.notes]
     return GuardResult(sql=sql, ok=True, normalized=to_sql(tree, schema.dialect), warnings=tuple(notes))
+
+
+def _has_comment(sql: str, dialect: Dialect) -> bool:
+    try:
+        tokens = sqlglot.tokenize(sql, read=dialect)
+    except SqlglotError:
+        return True
+    return any(t.comments or t.token_type == TokenType.HINT for t in tokens)
 
 
 def _single_statement(sql: str, dialect: Dialect) -> tuple[exp.Expr, list[str]]:
@@ -109,8 +181,26 @@ def _single_statement(sql: str, dialect: Dialect) -> tuple[exp.Expr, list[str]]:
         raise Rejection("there is no SQL statement")
     if len(statements) != 1:
         raise Rejection(f"exactly one statement is allowed, found {len(statements)}")
+    _check_size(statements[0])
     warnings = [] if used == dialect else [f"rewritten from {used} syntax for {dialect}"]
     return statements[0], warnings
+
+
+MAX_NODES = 5_000  # Spider's and our corpora's largest query has under 100
+MAX_DEPTH = 100  # ... and is 11 deep; sqlglot's scope analysis is quadratic in depth
+
+
+def _check_size(tree: exp.Expr) -> None:
+    """Refuse trees whose checking alone would take seconds (a 1,000-term sum takes 5 s)."""
+    count, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            raise Rejection(f"the SQL is nested more than {MAX_DEPTH} levels deep")
+        if count > MAX_NODES:
+            raise Rejection(f"the SQL has more than {MAX_NODES:,} parts")
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
 
 
 def _is_stacked(sql: str, dialect: Dialect) -> bool:

@@ -20,6 +20,7 @@ from sqlglot.optimizer.scope import traverse_scope
 from sqlglot.schema import MappingSchema
 
 from schemas.dialects import Dialect, fold_column
+from schemas.guard import functions
 from schemas.guard.denylist import is_denied
 from schemas.guard.fixups import fix_up
 from schemas.model import DatabaseSchema
@@ -36,6 +37,7 @@ class Rejection(Exception):
 class GuardContext:
     schema: DatabaseSchema
     max_rows: int
+    extra_functions: tuple[str, ...] = ()  # an admin's additions to the allowlist, lower-case
     notes: list[str] = field(default_factory=list)  # rewrites worth telling the user about
 
     @property
@@ -135,23 +137,112 @@ def no_locking(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     return tree
 
 
+def no_hints(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
+    """Optimizer hints (``/*+ … */``) are comments the server reads: none reaches the engine.
+
+    Their text is not SQL the guard can check, and a string inside one can close the comment
+    early; the query means the same without them."""
+    for hint in list(tree.find_all(exp.Hint)):
+        hint.pop()
+    return tree
+
+
 def no_session_state(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
-    """Server variables (@@datadir) and variable assignment (@a := 1)."""
+    """Server variables (@@datadir), user variables (@x) and variable assignment (@a := 1)."""
     if tree.find(exp.SessionParameter):
         raise Rejection("server variables (@@name) are not allowed")
     for node in tree.find_all(exp.PropertyEQ):
         if isinstance(node.this, (exp.Parameter, exp.Var)):
             raise Rejection("assigning variables is not allowed")
+    if tree.find(exp.Parameter, exp.Placeholder):
+        raise Rejection("variables and placeholders (@name, $1, ?) are not allowed")
     return tree
 
 
+def allowed_functions(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
+    """Only functions an analytical read needs: an allowlist per dialect, plus the admin's own.
+
+    A function in FROM must be one of the few table functions that only read their
+    arguments; a schema-qualified function only one the admin allowed by that name."""
+    d, extra = ctx.dialect, ctx.extra_functions
+    if tree.find(exp.Operator):
+        raise Rejection("operators named by schema (OPERATOR(schema.op)) are not allowed")
+    for func in tree.find_all(exp.Func):
+        name = functions.display_name(func)
+        parent = func.parent
+        if isinstance(parent, exp.Dot) and parent.expression is func:
+            qualified = f"{parent.this.sql(d)}.{name}".lower()
+            if qualified not in extra:
+                raise Rejection(f"the function {qualified}() is not allowed")
+            continue
+        if _in_table_position(func):
+            table_name = functions.table_function_name(func)
+            if not functions.allowed_table_function(d, table_name, extra):
+                raise Rejection(f"the table function {table_name}() is not allowed")
+            continue
+        if isinstance(func, exp.Anonymous):
+            if not functions.allowed_scalar(d, name, extra):
+                raise Rejection(f"the function {name.upper()}() is not allowed")
+        elif not functions.typed_allowed(func, extra):
+            raise Rejection(f"the function {name.upper()}() is not allowed")
+    return tree
+
+
+def _in_table_position(func: exp.Func) -> bool:
+    if isinstance(func, (exp.Unnest, exp.JSONTable)) and isinstance(func.parent, (exp.From, exp.Join, exp.Lateral)):
+        return True
+    parent = func.parent
+    return isinstance(parent, (exp.Table, exp.Lateral)) and parent.this is func
+
+
 def no_denied_functions(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
-    """Functions with side effects or access to files, network, processes or time."""
+    """Functions with side effects or access to files, network, processes or time: refused
+    even where an admin allowed them; the allowlist after it refuses everything else."""
     for func in tree.find_all(exp.Func):
         name = func.name if isinstance(func, exp.Anonymous) else func.sql_name()
         if name and is_denied(ctx.dialect, name):
             raise Rejection(f"the function {name.upper()}() is not allowed")
     return tree
+
+
+def allowed_types(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
+    """CASTs only to plain value types: not to ``regclass``/``regproc`` (catalogue lookups),
+    ``xml`` (a parser with entities) or types the schema does not define."""
+    for node in tree.find_all(exp.DataType):
+        if isinstance(node, exp.ObjectIdentifier) or node.this not in functions.ALLOWED_TYPES:
+            raise Rejection(f"casting to {node.sql(ctx.dialect)} is not allowed")
+    return tree
+
+
+def bounded_sizes(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
+    """Functions that generate text (repeat, lpad, printf widths) get a literal size no larger
+    than a preview can show, and never nest: one VM step or one server call that builds
+    gigabytes cannot be interrupted by any time limit."""
+    cap = functions.MAX_GENERATED_CHARS
+    for func in tree.find_all(exp.Func):
+        name = functions.display_name(func).upper()
+        size = functions.size_argument(func)
+        if size is not None and not _literal_int_at_most(size, cap):
+            raise Rejection(f"{name}() needs a literal size of at most {cap:,}")
+        fmt = functions.format_argument(func)
+        if fmt is not None and not _harmless_format(fmt):
+            raise Rejection(f"{name}() needs a literal format without '*' or widths above 4 digits")
+        if functions.is_amplifier(func) and any(
+            functions.is_amplifier(inner) for inner in func.find_all(exp.Func) if inner is not func
+        ):
+            raise Rejection(f"{name}() cannot be applied to generated text")
+    return tree
+
+
+_FORMAT_WIDTH = re.compile(r"%[-+ #0']*(\*|\d{5,})|%[-+ #0']*\d*\.(\*|\d{5,})")
+
+
+def _harmless_format(fmt: exp.Expr) -> bool:
+    return isinstance(fmt, exp.Literal) and fmt.is_string and not _FORMAT_WIDTH.search(fmt.this)
+
+
+def _literal_int_at_most(value: exp.Expr, cap: int) -> bool:
+    return isinstance(value, exp.Literal) and value.is_int and 0 <= int(value.this) <= cap
 
 
 def dialect_fixups(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
@@ -252,6 +343,12 @@ def row_limit(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     assert isinstance(query, exp.Query)
     current = query.args.get("limit")
     if isinstance(current, exp.Fetch):  # FETCH FIRST n ROWS ONLY
+        options = current.args.get("limit_options")
+        if isinstance(options, exp.LimitOptions) and (options.args.get("with_ties") or options.args.get("percent")):
+            # WITH TIES returns every row tied with the last one, PERCENT a share of all rows:
+            # neither is a cap. ONLY keeps the first rows, which is what a preview shows.
+            current.set("limit_options", exp.LimitOptions(rows=True, with_ties=False, percent=False))
+            ctx.notes.append("FETCH … WITH TIES / PERCENT read as FETCH FIRST … ROWS ONLY")
         count = current.args.get("count")
         if _int_at_most(count, ctx.max_rows):
             return tree
@@ -271,9 +368,13 @@ def _int_at_most(value: exp.Expr | None, cap: int) -> bool:
 RULES: tuple[Rule, ...] = (
     read_only,
     no_locking,
+    no_hints,
     no_session_state,
-    no_denied_functions,
     dialect_fixups,
+    no_denied_functions,
+    allowed_functions,
+    allowed_types,
+    bounded_sizes,
     known_tables,
     repair_qualifiers,
     known_columns,
