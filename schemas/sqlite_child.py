@@ -20,23 +20,22 @@ from typing import Any
 from urllib.parse import quote
 
 _ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
-# Virtual tables and shadow tables that describe the database or the process, not its data.
-_HIDDEN_TABLE_PREFIXES = ("sqlite_", "pragma_", "dbstat", "fts", "zipfile", "fsdir")
+# Tables and eponymous virtual tables that describe the database file, the build or the
+# file system, not the data (no user table may start with sqlite_).
+_HIDDEN_TABLE_PREFIXES = ("sqlite_", "pragma_")
+_HIDDEN_TABLES = frozenset({"dbstat", "fsdir", "zipfile"})
 _WARM_UPS = ("SELECT * FROM json_each('[]')", "SELECT * FROM json_tree('[]')")
 
 
-def _authorizer(functions: frozenset[str], tables: frozenset[str] | None) -> Any:
+def _authorizer(functions: frozenset[str]) -> Any:
     def authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None) -> int:
         if action not in _ALLOWED_ACTIONS:
             return sqlite3.SQLITE_DENY
         if action == sqlite3.SQLITE_FUNCTION:
             return sqlite3.SQLITE_OK if (arg2 or "").lower() in functions else sqlite3.SQLITE_DENY
-        if action == sqlite3.SQLITE_READ and arg1:
-            name = arg1.lower()
-            if tables is not None and name not in tables and name not in functions:
-                return sqlite3.SQLITE_DENY
-            if name.startswith(_HIDDEN_TABLE_PREFIXES) and name not in (tables or ()):
-                return sqlite3.SQLITE_DENY
+        table = (arg1 or "").lower()
+        if action == sqlite3.SQLITE_READ and (table.startswith(_HIDDEN_TABLE_PREFIXES) or table in _HIDDEN_TABLES):
+            return sqlite3.SQLITE_DENY
         return sqlite3.SQLITE_OK
 
     return authorize
@@ -59,10 +58,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     # authorizer below would refuse: use them once before it is installed.
     for warm_up in _WARM_UPS:
         conn.execute(warm_up).fetchall()
-    tables = job.get("tables")
-    conn.set_authorizer(
-        _authorizer(frozenset(job["functions"]), frozenset(t.lower() for t in tables) if tables is not None else None)
-    )
+    conn.set_authorizer(_authorizer(frozenset(job["functions"])))
     deadline = time.monotonic() + float(job["timeout_s"])
     conn.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 1_000)
     max_rows, budget = int(job["max_rows"]), int(job["max_result_bytes"])

@@ -15,6 +15,7 @@ The reject corpora (``reject_<dialect>.sql``) prove the guard refuses each class
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import resource
 import sqlite3
@@ -150,6 +151,45 @@ def test_index_maintenance_from_a_select_changes_nothing(pg_url: str) -> None:
         # Nothing was summarized or cleaned: the owner still finds all of it to do.
         assert admin.execute("SELECT gin_clean_pending_list('c2s_docs_gin')").fetchone()[0] > 0  # type: ignore[index]
         assert admin.execute("SELECT brin_summarize_new_values('c2s_docs_brin')").fetchone()[0] > 0  # type: ignore[index]
+
+
+def test_sequences_large_objects_and_locks_stay_as_they_were(pg_url: str) -> None:
+    name = make_url(pg_url).database
+    with psycopg.connect(**{**PG_ADMIN, "dbname": name}, autocommit=True) as admin:
+        admin.execute("CREATE SEQUENCE c2s_seq")
+        admin.execute("SELECT nextval('c2s_seq')")
+        admin.execute("GRANT USAGE, SELECT, UPDATE ON SEQUENCE c2s_seq TO c2s_reader")
+
+        def state() -> tuple[Any, ...]:
+            seq = admin.execute("SELECT last_value FROM c2s_seq").fetchone()
+            objects = admin.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()
+            locks = admin.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = %s)",
+                (name,),
+            ).fetchone()
+            return (seq, objects, locks)
+
+        before = state()
+        schema = introspect_url(pg_url)
+        runner = ReadOnlyRunner(url=pg_url)
+        attacks = [
+            "SELECT nextval('c2s_seq')",
+            "SELECT setval('c2s_seq', 1000)",
+            "SELECT lo_create(0)",
+            "SELECT lo_from_bytea(0, 'x')",
+            "SELECT pg_advisory_lock(42)",
+            "SELECT pg_advisory_xact_lock(42), pg_sleep(0)",
+            "SELECT pg_try_advisory_lock(43)",
+        ]
+        try:
+            for sql in attacks:
+                assert not guard.check(sql, schema).ok, sql
+                with contextlib.suppress(PreviewError):
+                    runner.run(sql, max_rows=5, timeout_s=2)
+        finally:
+            runner.close()
+        assert state() == before
 
 
 # --- deadlines --------------------------------------------------------------------------------
