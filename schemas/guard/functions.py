@@ -190,22 +190,20 @@ def table_function_name(func: exp.Func) -> str:
 
 def size_argument(func: exp.Func) -> exp.Expr | None:
     """The argument that sets how large a generated string is, when ``func`` has one."""
-    if isinstance(func, exp.Anonymous):
-        index = _SIZED_NAMES.get(str(func.name).lower())
-        args = func.expressions
-        return args[index] if index is not None and index < len(args) else None
-    arg = _SIZED_TYPED.get(type(func).__name__)
-    value = func.args.get(arg) if arg else None
-    return value if isinstance(value, exp.Expr) else None
+    return _argument(func, _SIZED_NAMES, _SIZED_TYPED)
 
 
 def format_argument(func: exp.Func) -> exp.Expr | None:
     """The format string of printf-style functions, whose widths can also size a result."""
+    return _argument(func, _FORMATTER_NAMES, _FORMATTERS_TYPED)
+
+
+def _argument(func: exp.Func, by_name: dict[str, int], by_type: dict[str, str]) -> exp.Expr | None:
     if isinstance(func, exp.Anonymous):
-        index = _FORMATTER_NAMES.get(str(func.name).lower())
+        index = by_name.get(str(func.name).lower())
         args = func.expressions
         return args[index] if index is not None and index < len(args) else None
-    arg = _FORMATTERS_TYPED.get(type(func).__name__)
+    arg = by_type.get(type(func).__name__)
     value = func.args.get(arg) if arg else None
     return value if isinstance(value, exp.Expr) else None
 
