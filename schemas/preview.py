@@ -189,7 +189,6 @@ class ReadOnlyRunner:
             "timeout_s": timeout_s,
             "functions": sorted(functions.sqlite_runtime_names(self._functions)),
             "memory_bytes": limits.memory_bytes,
-            "max_value_bytes": limits.max_result_bytes,
             "max_result_bytes": limits.max_result_bytes,
         }
         with subprocess.Popen(

@@ -52,7 +52,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     uri = f"file:{quote(job['path'])}?mode=ro"
     conn = sqlite3.connect(uri, uri=True, timeout=1.0)
-    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, int(job["max_value_bytes"]))
+    # No one value may outgrow the whole result.
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, int(job["max_result_bytes"]))
     conn.execute("PRAGMA query_only = ON")
     # Table functions set themselves up through the schema table on first use, which the
     # authorizer below would refuse: use them once before it is installed.

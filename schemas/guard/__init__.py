@@ -99,22 +99,19 @@ def _checked(
     # was checked. sqlglot sometimes needs a second pass to settle (INTERVAL 1 -> '1').
     for _ in range(_SETTLE_PASSES):
         if not result.ok or result.normalized is None:
-            break
+            return result
         again = _run_rules(result.normalized, schema, max_rows=max_rows, extra=extra, rules=rules)
         if not again.ok:
             return _round_trip(sql, f"the rewritten query fails: {again.reason}")
-        if again.normalized == result.normalized:
-            if _has_comment(result.normalized, schema.dialect):
-                return _round_trip(sql, "the rewritten query still holds a comment or hint")
-            return GuardResult(
-                sql=sql, ok=True, normalized=result.normalized, warnings=_merged(result.warnings, again.warnings)
-            )
+        settled = again.normalized == result.normalized
         result = GuardResult(
             sql=sql, ok=True, normalized=again.normalized, warnings=_merged(result.warnings, again.warnings)
         )
-    else:
-        return _round_trip(sql, "the rewritten query does not read back as the checked one")
-    return result
+        if settled:
+            if _has_comment(again.normalized or "", schema.dialect):
+                return _round_trip(sql, "the rewritten query still holds a comment or hint")
+            return result
+    return _round_trip(sql, "the rewritten query does not read back as the checked one")
 
 
 _SETTLE_PASSES = 3

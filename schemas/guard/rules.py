@@ -222,7 +222,7 @@ def bounded_sizes(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     for func in tree.find_all(exp.Func):
         name = functions.display_name(func).upper()
         size = functions.size_argument(func)
-        if size is not None and not _literal_int_at_most(size, cap):
+        if size is not None and not _int_at_most(size, cap):
             raise Rejection(f"{name}() needs a literal size of at most {cap:,}")
         fmt = functions.format_argument(func)
         if fmt is not None and not _harmless_format(fmt):
@@ -239,10 +239,6 @@ _FORMAT_WIDTH = re.compile(r"%[-+ #0']*(\*|\d{5,})|%[-+ #0']*\d*\.(\*|\d{5,})")
 
 def _harmless_format(fmt: exp.Expr) -> bool:
     return isinstance(fmt, exp.Literal) and fmt.is_string and not _FORMAT_WIDTH.search(fmt.this)
-
-
-def _literal_int_at_most(value: exp.Expr, cap: int) -> bool:
-    return isinstance(value, exp.Literal) and value.is_int and 0 <= int(value.this) <= cap
 
 
 def dialect_fixups(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
