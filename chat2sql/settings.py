@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     sample_values: int = Field(default=5, ge=0, le=50, description="Distinct sample values kept per text column.")
     introspect_timeout_s: float = Field(default=30.0, gt=0)
     log_level: str = Field(default="INFO")
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="auto: short lines on a terminal, JSON lines otherwise (servers, files)."
+    )
     allowed_db_hosts: str = Field(
         default="",
         description="Comma-separated host names and CIDR networks (10.0.0.0/8, db.internal) a registered "
@@ -76,6 +79,21 @@ class Settings(BaseSettings):
     )
     default_adapter: str | None = None
     default_prompt_format: str = "schema"
+    engine: Literal["auto", "llamacpp", "transformers"] = Field(
+        default="auto",
+        description="auto: llama.cpp for a GGUF source (pypi:…, a .gguf file) on a CPU, transformers otherwise",
+    )
+    threads: int | None = Field(default=None, ge=1, le=256, description="CPU threads for the engine; unset: all cores")
+    llamacpp_parallel: int = Field(
+        default=8, ge=1, le=64, description="llama.cpp: questions decoded together in one batch (parallel sequences)"
+    )
+    llamacpp_cache_tokens: int = Field(
+        default=16_384,
+        ge=1024,
+        le=262_144,
+        description="llama.cpp: key/value cells shared by the cached schema prefixes and the running questions "
+        "(about 12 KiB each for the 0.5B model)",
+    )
     device: str = "auto"
     quantization: Literal["auto", "none", "nf4"] = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"

@@ -10,14 +10,15 @@ of what else was in its batch (tests compare batched and unbatched output).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from inference.engine import Completion
+from inference.engine import Batched, Completion
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,55 @@ class Generator(Protocol):
     def generate(self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int) -> list[Completion]: ...
 
 
-@dataclass(frozen=True, kw_only=True)
-class Batched:
-    completion: Completion
-    queue_ms: float
-    batch_size: int
+@runtime_checkable
+class SelfBatching(Protocol):
+    """An engine that schedules its own batches, letting new prompts join running ones
+    (llama.cpp's continuous batching)."""
+
+    batches_run: int
+
+    def submit(
+        self, prompt: str, *, adapter: str | None, max_new_tokens: int
+    ) -> concurrent.futures.Future[Batched]: ...
+
+
+class Scheduler(Protocol):
+    @property
+    def batches_run(self) -> int: ...
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def submit(self, prompt: str, *, adapter: str | None, max_new_tokens: int) -> Batched: ...
+
+
+def scheduler_for(engine: Generator | SelfBatching, *, max_batch_size: int, max_wait_s: float) -> Scheduler:
+    """The engine's own scheduler when it has one, otherwise a ``Batcher`` around it."""
+    if isinstance(engine, SelfBatching):
+        return EngineScheduler(engine)
+    return Batcher(engine=engine, max_batch_size=max_batch_size, max_wait_s=max_wait_s)
+
+
+class EngineScheduler:
+    """``Batcher``'s interface over a self-batching engine: nothing to collect here."""
+
+    def __init__(self, engine: SelfBatching) -> None:
+        self._engine = engine
+
+    @property
+    def batches_run(self) -> int:
+        return self._engine.batches_run
+
+    def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def submit(self, prompt: str, *, adapter: str | None, max_new_tokens: int) -> Batched:
+        future = self._engine.submit(prompt, adapter=adapter, max_new_tokens=max_new_tokens)
+        return await asyncio.wrap_future(future)
 
 
 @dataclass

@@ -1,8 +1,13 @@
 """The generation engine: a causal LM (transformers) with LoRA adapters (peft).
 
+The worker runs any ``GenerationEngine``: this one, or the llama.cpp engine
+(``inference.llamacpp``) for GGUF weights on a CPU.
+
 - CUDA: the base model in 4-bit NF4 with bitsandbytes, double quantization and fp16
   compute — the seed's training and serving configuration.
-- CPU: bf16 or fp32, or NF4 when asked (bitsandbytes 0.50 runs it on CPU).
+- CPU: float32, or bf16 where the CPU computes it natively (torch reports AVX512-BF16 or
+  AMX; elsewhere torch emulates bf16, 2–4x slower than float32), or NF4 when asked
+  (bitsandbytes 0.50 runs it on CPU).
 - Adapters are loaded by name, chosen per request, added and removed without a restart;
   one batch may mix adapters (peft's ``adapter_names``).
 - Greedy decoding by default, stopping on both ``<|im_end|>`` and ``<|endoftext|>``
@@ -16,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from chat2sql.errors import UserFacingError
 
@@ -53,6 +58,34 @@ class Completion:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0  # prompt tokens whose key/value state came from the engine's cache
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batched:
+    """A completion as a batching scheduler hands it back."""
+
+    completion: Completion
+    queue_ms: float
+    batch_size: int
+
+
+class GenerationEngine(Protocol):
+    """What the worker needs of an engine (transformers' ``Engine``, ``LlamaCppEngine``)."""
+
+    name: str
+    device: str
+
+    @property
+    def adapters(self) -> tuple[str, ...]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def load_adapter(self, name: str, path: Path) -> None: ...
+
+    def remove_adapter(self, name: str) -> None: ...
+
+    def generate(self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int) -> list[Completion]: ...
 
 
 class Engine:
@@ -83,7 +116,8 @@ class Engine:
         device = _device(config.device)
         if config.threads:
             torch.set_num_threads(config.threads)
-        kwargs: dict[str, Any] = {"dtype": _dtype(config.dtype, device)}
+        dtype = _dtype(config.dtype, device)
+        kwargs: dict[str, Any] = {"dtype": dtype}
         if _quantization(config.quantization, device) == "nf4":
             kwargs["quantization_config"] = nf4_config(device)
             kwargs["device_map"] = {"": 0 if device == "cuda" else "cpu"}
@@ -98,6 +132,8 @@ class Engine:
                 "fields": {
                     "model": str(config.model_path),
                     "device": device,
+                    "dtype": str(dtype).removeprefix("torch."),
+                    "dtype_reason": dtype_reason(config.dtype, device),
                     "load_s": round(time.perf_counter() - started, 2),
                 }
             },
@@ -211,6 +247,30 @@ def _quantization(requested: Quantization, device: str) -> Quantization:
 def _dtype(requested: DType, device: str) -> Any:
     import torch
 
-    if requested == "auto":
-        return torch.float16 if device == "cuda" else torch.bfloat16
-    return getattr(torch, requested)
+    return getattr(torch, auto_dtype(device) if requested == "auto" else requested)
+
+
+def auto_dtype(device: str) -> str:
+    """fp16 on CUDA; on a CPU bf16 only where it computes bf16 natively, float32 elsewhere."""
+    if device == "cuda":
+        return "float16"
+    return "bfloat16" if cpu_has_native_bf16() else "float32"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether torch reports bf16 instructions on this CPU (AVX512-BF16 or AMX tiles)."""
+    import torch
+
+    cpu: Any = torch.cpu
+    try:
+        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes: assume emulation, the safe choice
+        return False
+
+
+def dtype_reason(requested: DType, device: str) -> str:
+    if requested != "auto":
+        return "set by CHAT2SQL_DTYPE"
+    if device == "cuda":
+        return "auto: CUDA"
+    return "auto: the CPU has native bf16" if cpu_has_native_bf16() else "auto: no native bf16 on this CPU"

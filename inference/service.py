@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from chat2sql.errors import UserFacingError
-from inference.batching import Batcher
+from inference.batching import Scheduler, scheduler_for
 from inference.cleanup import extract_sql
-from inference.engine import Engine
+from inference.engine import GenerationEngine
 from inference.prompts import get_format, prompt_for
 from inference.protocol import GenerateRequest, GenerateResponse
 
@@ -84,12 +84,12 @@ class Metrics:
 
 
 class Worker:
-    def __init__(self, *, load_engine: Callable[[], Engine], options: WorkerOptions) -> None:
+    def __init__(self, *, load_engine: Callable[[], GenerationEngine], options: WorkerOptions) -> None:
         self._load_engine = load_engine
         self.options = options
         self.metrics = Metrics()
-        self.engine: Engine | None = None
-        self.batcher: Batcher | None = None
+        self.engine: GenerationEngine | None = None
+        self.batcher: Scheduler | None = None
         self.load_error: BaseException | None = None
         self._loaded = asyncio.Event()
         self._load_task: asyncio.Task[None] | None = None
@@ -126,10 +126,8 @@ class Worker:
             return
         self.metrics.load_seconds.set(time.perf_counter() - started)
         self.engine = engine
-        self.batcher = Batcher(
-            engine=engine,
-            max_batch_size=self.options.batch_max_size,
-            max_wait_s=self.options.batch_max_wait_s,
+        self.batcher = scheduler_for(
+            engine, max_batch_size=self.options.batch_max_size, max_wait_s=self.options.batch_max_wait_s
         )
         self.batcher.start()
         self.metrics.ready.set(1)
@@ -170,6 +168,7 @@ class Worker:
         self.metrics.batch_size.observe(result.batch_size)
         self.metrics.tokens.labels("prompt").inc(completion.prompt_tokens)
         self.metrics.tokens.labels("completion").inc(completion.completion_tokens)
+        self.metrics.tokens.labels("cached").inc(completion.cached_tokens)
         return GenerateResponse(
             sql=extract_sql(completion.text),
             raw_output=completion.text,

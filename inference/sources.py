@@ -93,6 +93,27 @@ def resolve(source: ModelSource, *, cache_dir: Path, hf_token: str | None = None
     raise SourceError(f"'{path}' is neither a transformers folder nor a .gguf file")
 
 
+def gguf_file(source: ModelSource, *, cache_dir: Path) -> Path | None:
+    """The GGUF file of a GGUF source (the embedded model joined and verified, or a local
+    ``.gguf``), as the llama.cpp engine loads it: no conversion. None for other sources."""
+    if source.kind == "pypi":
+        return join_embedded_gguf(cache_dir / "gguf")
+    if source.kind == "path" and source.ref.endswith(".gguf"):
+        path = Path(source.ref).expanduser()
+        if not path.is_file():
+            raise SourceError(f"'{path}' is not a file")
+        return path
+    return None
+
+
+def is_gguf(source: ModelSource) -> bool:
+    """
+    >>> is_gguf(parse_source("pypi:qwen2.5-coder-0.5b")), is_gguf(parse_source("hub:a/b@c"))
+    (True, False)
+    """
+    return source.kind == "pypi" or (source.kind == "path" and source.ref.endswith(".gguf"))
+
+
 def _download(source: ModelSource, hub_dir: Path, token: str | None) -> Path:
     final = hub_dir / f"{source.ref.replace('/', '--')}@{source.revision}"
     if (final / ".complete").is_file():

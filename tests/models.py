@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inference.sources import EMBEDDED, parse_source, resolve
+from inference.sources import EMBEDDED, join_embedded_gguf, parse_source, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_CACHE = ROOT / "data" / "test-models"
@@ -13,6 +13,11 @@ TEST_CACHE = ROOT / "data" / "test-models"
 
 def embedded_model_dir() -> Path:
     return resolve(parse_source(EMBEDDED), cache_dir=TEST_CACHE)
+
+
+def embedded_gguf() -> Path:
+    """The offline model's GGUF file, joined and verified once: what the llama.cpp engine loads."""
+    return join_embedded_gguf(TEST_CACHE / "gguf")
 
 
 def build_tiny_model(target: Path, *, tokenizer_from: Path, seed: int = 0) -> Path:
@@ -65,4 +70,11 @@ def build_tiny_adapter(target: Path, *, base: Path, seed: int = 1) -> Path:
     return target
 
 
-__all__ = ["EMBEDDED", "TEST_CACHE", "build_tiny_adapter", "build_tiny_model", "embedded_model_dir"]
+__all__ = [
+    "EMBEDDED",
+    "TEST_CACHE",
+    "build_tiny_adapter",
+    "build_tiny_model",
+    "embedded_gguf",
+    "embedded_model_dir",
+]
