@@ -42,23 +42,29 @@ class Question:
     path: Path
 
 
-def _questions(args: argparse.Namespace) -> list[Question]:
-    """``--questions`` on each of the ``--databases`` Spider databases with the most
-    questions, then on each shipped sample database (built once into data/eval/samples)."""
+def _questions(args: argparse.Namespace) -> tuple[list[Question], list[Question]]:
+    """The latency set: ``--questions`` on each of the ``--databases`` Spider databases with
+    the most questions, then on each of ``--samples`` shipped sample databases (built once
+    into data/eval/samples). The throughput pool: the Spider databases' next questions,
+    interleaved, so that every concurrency level asks unseen questions of the same mix."""
     from inference.eval import database_path, load_dataset
     from inference.eval_samples import build
 
     samples = ROOT / "data" / "eval" / "samples"
     if not (samples / "dev.json").is_file():
         build(samples)
-    chosen: list[Question] = []
+    latency: list[Question] = []
+    rest: list[list[Question]] = []
     for folder, databases in ((Path(args.spider), args.databases), (samples, args.samples)):
         by_db: dict[str, list[Question]] = {}
         for e in load_dataset(folder):
             by_db.setdefault(e.db_id, []).append(Question(e.db_id, e.question, e.query, database_path(folder, e.db_id)))
         for db_id in sorted(by_db, key=lambda d: (-len(by_db[d]), d))[:databases]:
-            chosen.extend(by_db[db_id][: args.questions])
-    return chosen
+            latency.extend(by_db[db_id][: args.questions])
+            if folder != samples:
+                rest.append(by_db[db_id][args.questions :])
+    pool = [q for group in zip(*rest, strict=False) for q in group]
+    return latency, pool
 
 
 def _schemas(questions: list[Question]) -> dict[str, Any]:
@@ -105,7 +111,7 @@ async def _measure(engine_name: str, args: argparse.Namespace) -> dict[str, Any]
         device="cpu",
         threads=args.threads,
     )
-    questions = _questions(args)
+    questions, pool = _questions(args)
     schemas = _schemas(questions)
     requests = [_request(q, schemas[q.db_id], args.budget) for q in questions]
 
@@ -117,6 +123,7 @@ async def _measure(engine_name: str, args: argparse.Namespace) -> dict[str, Any]
     await worker.wait_ready(60)
 
     cold: list[float] = []
+    cold_tokens: list[int] = []
     warm: list[float] = []
     tokens = 0
     generation_s = 0.0
@@ -127,14 +134,17 @@ async def _measure(engine_name: str, args: argparse.Namespace) -> dict[str, Any]
         response = await worker.generate(request)
         elapsed = time.perf_counter() - t
         (warm if q.db_id in seen else cold).append(elapsed)
+        if q.db_id not in seen:
+            cold_tokens.append(response.prompt_tokens)
         seen.add(q.db_id)
         tokens += response.completion_tokens
         generation_s += elapsed
         correct += _matches(q, response.sql)
 
     throughput: dict[str, float] = {}
-    for level in args.levels:
-        batch = requests[: max(level, min(len(requests), level * args.rounds))]
+    for level in args.levels:  # each level: the next unseen questions of the pool, in waves
+        batch = [_request(q, schemas[q.db_id], args.budget) for q in pool[: args.per_level]]
+        pool = pool[args.per_level :]
         t = time.perf_counter()
         for i in range(0, len(batch), level):
             await asyncio.gather(*(worker.generate(r) for r in batch[i : i + level]))
@@ -149,6 +159,8 @@ async def _measure(engine_name: str, args: argparse.Namespace) -> dict[str, Any]
         "threads": args.threads or os.cpu_count(),
         "load_s": round(load_s, 2),
         "cold_first_s": round(statistics.median(cold), 2),
+        "cold_each_s": [round(c, 2) for c in cold],
+        "cold_prompt_tokens": cold_tokens,
         "warm_p50_s": round(statistics.median(warm), 2) if warm else None,
         "warm_p99_s": round(_pct(warm, 99), 2) if warm else None,
         "tokens_per_s": round(tokens / generation_s, 1) if generation_s else None,
@@ -212,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=12, help="questions per database")
     parser.add_argument("--databases", type=int, default=2, help="Spider databases")
     parser.add_argument("--samples", type=int, default=1, help="shipped sample databases")
-    parser.add_argument("--rounds", type=int, default=2, help="batches per concurrency level")
+    parser.add_argument("--per-level", type=int, default=8, help="unseen questions per concurrency level")
     parser.add_argument("--levels", default=",".join(map(str, LEVELS)))
     parser.add_argument("--budget", type=int, default=1500, help="schema tokens, as the bot's default")
     parser.add_argument("--threads", type=int, default=None)

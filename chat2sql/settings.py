@@ -200,9 +200,9 @@ class Settings(BaseSettings):
         description="deploy/config.yaml: when set, the worker takes model, adapters and batching from it.",
     )
 
-    @field_validator("deploy_config", mode="before")
+    @field_validator("deploy_config", "threads", mode="before")
     @classmethod
-    def _empty_path_is_unset(cls, value: object) -> object:
+    def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # CHAT2SQL_DEPLOY_CONFIG= (as in .env.example)
 
     @field_validator("allowed_db_hosts")

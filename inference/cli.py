@@ -25,7 +25,7 @@ SCHEMA_BUDGET_TOKENS = 1500
 def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     settings = settings or Settings()
-    chat2sql_log.configure(settings.log_level)
+    chat2sql_log.configure(settings.log_level, settings.log_format)
     if argv[:1] == ["keys"]:
         return keys_main(argv[1:], settings=settings)
     args = _parser().parse_args(argv)

@@ -107,6 +107,9 @@ class Worker:
             self._load_task.cancel()
         if self.batcher is not None:
             await self.batcher.stop()
+        close = getattr(self.engine, "close", None)  # the llama.cpp engine's thread and memory
+        if close is not None:
+            await asyncio.to_thread(close)
 
     async def wait_ready(self, timeout_s: float) -> bool:
         try:

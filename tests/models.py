@@ -70,9 +70,37 @@ def build_tiny_adapter(target: Path, *, base: Path, seed: int = 1) -> Path:
     return target
 
 
+def build_gguf_lora(target: Path, *, base: Path, rank: int = 8, alpha: float = 16.0, seed: int = 1) -> Path:
+    """A random LoRA adapter in llama.cpp's GGUF form for ``base`` (a Qwen2 GGUF model), on the
+    query projection of every layer: the layout ``convert_lora_to_gguf.py`` writes (A is
+    ``rank x n_in``, B ``n_out x rank`` in numpy order), with B large enough to change answers."""
+    import gguf
+    import numpy as np
+
+    reader = gguf.GGUFReader(base)
+    layers = int(reader.fields["qwen2.block_count"].parts[-1][0])
+    shapes = {t.name: [int(d) for d in t.shape] for t in reader.tensors}
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(str(target), arch="qwen2")
+    writer.add_type("adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", alpha)
+    for layer in range(layers):
+        name = f"blk.{layer}.attn_q.weight"
+        n_in, n_out = shapes[name]
+        writer.add_tensor(f"{name}.lora_a", rng.normal(0, 0.05, (rank, n_in)).astype(np.float32))
+        writer.add_tensor(f"{name}.lora_b", rng.normal(0, 0.5, (n_out, rank)).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return target
+
+
 __all__ = [
     "EMBEDDED",
     "TEST_CACHE",
+    "build_gguf_lora",
     "build_tiny_adapter",
     "build_tiny_model",
     "embedded_gguf",

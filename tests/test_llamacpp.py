@@ -23,7 +23,7 @@ from inference.sources import parse_source
 from inference.wiring import choose_engine
 from schemas.introspect import introspect_url
 from schemas.render import render_schema
-from tests.models import embedded_gguf
+from tests.models import build_gguf_lora, embedded_gguf
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,13 @@ def hr_schema_text(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]
         )
     schema = introspect_url(f"sqlite:///{path}")
     return render_schema(schema, question="", max_tokens=1500), path
+
+
+def _same(a: str, b: str) -> bool:
+    """The same answer. llama.cpp's unified cache places a question's cells wherever they are
+    free, which changes the order of the float sums in attention; a near-tie token (a keyword's
+    case: ``COUNT`` or ``count``) can then flip. Nothing else may differ."""
+    return " ".join(a.lower().split()) == " ".join(b.lower().split())
 
 
 def _prompt(schema_text: str, question: str, database: str = "hr") -> str:
@@ -104,7 +111,7 @@ def test_the_schema_prefix_is_reused_on_one_database_and_not_across(
         (b_alone,) = llama_fresh.generate([second], adapters=[None], max_new_tokens=24)
     finally:
         llama_fresh.close()
-    assert b_alone.cached_tokens == 0 and b_alone.text == b.text
+    assert b_alone.cached_tokens == 0 and _same(b_alone.text, b.text)
 
 
 def test_a_short_question_does_not_wait_for_a_long_generation(
@@ -133,7 +140,7 @@ def test_concurrent_questions_decode_together_and_match_alone(
     futures = [llama.submit(p, adapter=None, max_new_tokens=40) for p in prompts]
     together = [f.result(timeout=120) for f in futures]
     assert max(r.batch_size for r in together) >= 2
-    assert [r.completion.text for r in together] == alone
+    assert all(_same(r.completion.text, a) for r, a in zip(together, alone, strict=True))
 
 
 def test_bad_requests_get_clear_errors(llama: LlamaCppEngine, tmp_path: Path) -> None:
@@ -183,6 +190,35 @@ def test_the_same_tokens_and_prompt_bytes_as_the_transformers_engine(
                 assert ours == _outcome(request, fmt, budget, hf_count)
 
 
+def test_a_gguf_lora_adapter_changes_answers_and_keeps_its_own_cache(
+    hr_schema_text: tuple[str, Path], tmp_path: Path
+) -> None:
+    engine = LlamaCppEngine(LlamaCppConfig(model_path=embedded_gguf(), threads=2, parallel=4, cache_tokens=8192))
+    try:
+        engine.load_adapter("tuned", build_gguf_lora(tmp_path / "tuned.gguf", base=embedded_gguf()))
+        assert engine.adapters == ("tuned",)
+        prompt = _prompt(hr_schema_text[0], "How many employees are there?")
+        engine.generate([prompt], adapters=[None], max_new_tokens=16)
+        (base,) = engine.generate([prompt], adapters=[None], max_new_tokens=16)  # from the cache, as below
+        (tuned,) = engine.generate([prompt], adapters=["tuned"], max_new_tokens=16)
+        assert tuned.text != base.text
+        assert tuned.cached_tokens == 0  # the base model's cached prompt is not the adapter's
+        # Both kinds at once: each batch applies one adapter, never the other's. (A random
+        # adapter's near-uniform logits make its own text sensitive to rounding; the base
+        # model's answer is not, so it shows which weights each answer got.)
+        futures = [engine.submit(prompt, adapter=a, max_new_tokens=16) for a in (None, "tuned", None, "tuned")]
+        texts = [f.result(timeout=120).completion.text for f in futures]
+        assert _same(texts[0], base.text) and _same(texts[2], base.text)
+        assert not _same(texts[1], base.text) and not _same(texts[3], base.text)
+        with pytest.raises(EngineError, match="already loaded"):
+            engine.load_adapter("tuned", tmp_path / "tuned.gguf")
+        engine.remove_adapter("tuned")
+        with pytest.raises(EngineError, match="not loaded"):
+            engine.submit(prompt, adapter="tuned", max_new_tokens=4)
+    finally:
+        engine.close()
+
+
 def _outcome(request: GenerateRequest, fmt: str, budget: int, count: Callable[[str], int]) -> str:
     try:
         return prompt_for(request, fmt, max_tokens=budget, count_tokens=count)
@@ -190,9 +226,11 @@ def _outcome(request: GenerateRequest, fmt: str, budget: int, count: Callable[[s
         return "PromptTooLong"
 
 
-def test_the_worker_serves_the_llama_engine(llama: LlamaCppEngine, hr_schema_text: tuple[str, Path]) -> None:
+def test_the_worker_serves_the_llama_engine_and_closes_it(hr_schema_text: tuple[str, Path]) -> None:
+    engine = LlamaCppEngine(LlamaCppConfig(model_path=embedded_gguf(), threads=2, parallel=2, cache_tokens=4096))
+
     async def run() -> list[str | None]:
-        worker = Worker(load_engine=lambda: llama, options=WorkerOptions(max_new_tokens=64))
+        worker = Worker(load_engine=lambda: engine, options=WorkerOptions(max_new_tokens=64))
         worker.start()
         assert await worker.wait_ready(30)
         request = GenerateRequest.model_validate(
@@ -207,6 +245,8 @@ def test_the_worker_serves_the_llama_engine(llama: LlamaCppEngine, hr_schema_tex
 
     sqls = asyncio.run(run())
     assert sqls[0] == sqls[1] and sqls[0] is not None and "count" in sqls[0].lower()
+    with pytest.raises(EngineError, match="closed"):
+        engine.submit("x", adapter=None, max_new_tokens=1)
 
 
 # --- choosing the engine and the dtype ----------------------------------------------------
