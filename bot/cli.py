@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date
+from typing import TYPE_CHECKING
 
 from chat2sql import log as chat2sql_log
 from chat2sql.errors import Chat2SQLError
 from chat2sql.messages import user_message
 from chat2sql.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.console import StartModel
+    from bot.core.assistant import Assistant
 
 DEMO_QUESTIONS = (
     ("sales_db", "How many customers do we have in each country?"),
@@ -23,7 +29,7 @@ DEMO_QUESTIONS = (
 def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     settings = settings or Settings()
-    chat2sql_log.configure(settings.log_level)
+    chat2sql_log.configure(settings.log_level, settings.log_format)
     if argv[:1] == ["audit"]:
         from bot.store import audit_main
 
@@ -42,11 +48,19 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
         except (Chat2SQLError, ValueError) as err:  # configuration: one line, no traceback
             print(f"error: {user_message(err) if isinstance(err, Chat2SQLError) else err}", file=sys.stderr)
             return 1
+    _quiet_progress_bars()
     try:
         return int(asyncio.run(args.handler(args, settings)))
     except Chat2SQLError as err:
         print(f"error: {user_message(err)}", file=sys.stderr)
         return 1
+
+
+def _quiet_progress_bars() -> None:
+    """The console's one "Loading the model…" line stands for the model libraries' progress
+    bars, which would draw over the answers and the prompt (read when the libraries load)."""
+    for name in ("HF_HUB_DISABLE_PROGRESS_BARS", "TQDM_DISABLE"):
+        os.environ.setdefault(name, "1")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,39 +85,46 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _console_assistant(settings: Settings) -> tuple[Assistant, StartModel | None]:
+    """The assistant, and what starts its in-process model's background load (None: remote)."""
+    from bot.wiring import background_load, build_assistant, inference_client
+
+    client = inference_client(settings)
+    return build_assistant(settings, client=client), background_load(client)
+
+
 async def _ask(args: argparse.Namespace, settings: Settings) -> int:
     from bot.console import ask
-    from bot.wiring import build_assistant
 
-    assistant = build_assistant(settings)
+    assistant, start_model = _console_assistant(settings)
     try:
-        return await ask(assistant, args.question, database=args.db, run=args.run, as_json=args.json)
+        return await ask(
+            assistant, args.question, database=args.db, run=args.run, as_json=args.json, start_model=start_model
+        )
     finally:
         await assistant.close()
 
 
 async def _chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.console import chat
-    from bot.wiring import build_assistant
 
-    assistant = build_assistant(settings)
+    assistant, start_model = _console_assistant(settings)
     try:
-        return await chat(assistant, chart_dir=settings.data_dir / "charts")
+        return await chat(assistant, chart_dir=settings.data_dir / "charts", start_model=start_model)
     finally:
         await assistant.close()
 
 
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.console import ask
+    from bot.console import ask, load_model_in_background
     from bot.samples import ensure_samples
-    from bot.wiring import build_assistant
 
-    assistant = build_assistant(settings)
+    assistant, start_model = _console_assistant(settings)
     try:
+        if start_model is not None:  # the samples are built while the model loads
+            await load_model_in_background(start_model)
         built = ensure_samples(assistant.registry, settings.data_dir, today=date.today())
         print(f"sample databases ready ({', '.join(built) if built else 'already registered'})")
-        if settings.inference == "local":
-            print("the first answer also loads the offline model (its first run converts it once, about a minute)")
         status = 0
         for database, question in DEMO_QUESTIONS:
             print(f"\n[db:{database}] {question}")

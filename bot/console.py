@@ -5,28 +5,41 @@ default (``CHAT2SQL_ADMINS=console:*``). In the chat, after an answer: ``run`` p
 ``explain`` explains its SQL, ``chart`` draws it into a PNG file (when the result has a
 chart's shape) and prints the file's path; when the reply asks back with choices, typing a
 choice's number sends it.
+
+With the in-process model, its load starts in the background as soon as there is a database
+to ask (``start_model``), so the first answer waits only for what is left of it; with no
+database registered the console says how to get one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import getpass
 import json
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.cells import cell_text, is_number
 from bot.core import charts
 from bot.core.assistant import Assistant, Option, PreviewReply, Reply
 from bot.core.explain import explain
 from bot.store import Where
+from chat2sql import errors, messages
 
 PROMPT = "chat2sql> "
 HINT = (
     "(type `run` for a preview, `explain` to explain the SQL, `chart` for a chart, "
     "`good` or `bad [corrected SQL]` for feedback)"
 )
+# Replies that mean "nothing to ask": with an empty registry, the console says how to get a database.
+_NO_DATABASE_KINDS = frozenset({"NoDatabases", "UnknownDatabase", "NothingAllowedHere"})
+_NO_DATABASE_TEXTS = frozenset({messages.user_message(errors.NoDatabases()), messages.no_databases_here()})
+
+StartModel = Callable[[], None]
 
 
 def console_where() -> Where:
@@ -34,19 +47,37 @@ def console_where() -> Where:
 
 
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max_width: int = 40) -> str:
-    cells = [[_cell(v, max_width) for v in row] for row in rows]
+    """A monospace table (the console's and Slack's); a column of numbers is aligned right.
+
+    >>> print(format_table(["country", "revenue"], [["DE", 8963.049999999988], ["FR", None]]))
+    country |  revenue
+    --------+---------
+    DE      | 8,963.05
+    FR      |     NULL
+    """
+    cells = [[_cell(v, c, max_width) for v, c in zip(row, columns, strict=True)] for row in rows]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    numeric = [_numeric(rows, i) for i in range(len(columns))]
     lines = [
-        " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)),
+        " | ".join(_pad(c, w, right) for c, w, right in zip(columns, widths, numeric, strict=True)),
         "-+-".join("-" * w for w in widths),
     ]
-    lines += [" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    lines += [" | ".join(_pad(v, w, right) for v, w, right in zip(r, widths, numeric, strict=True)) for r in cells]
     return "\n".join(lines)
 
 
-def _cell(value: Any, max_width: int) -> str:
-    text = "NULL" if value is None else str(value)
+def _cell(value: Any, column: str, max_width: int) -> str:
+    text = cell_text(value, column=column)
     return text if len(text) <= max_width else text[: max_width - 1] + "…"
+
+
+def _numeric(rows: Sequence[Sequence[Any]], index: int) -> bool:
+    values = [r[index] for r in rows if r[index] is not None]
+    return bool(values) and all(is_number(v) for v in values)
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    return text.rjust(width) if right else text.ljust(width)
 
 
 def render_preview(preview: PreviewReply) -> str:
@@ -91,6 +122,37 @@ async def write_chart(assistant: Assistant, audit_id: int, where: Where, directo
     return f"{result.text}: {path}"
 
 
+async def load_model_in_background(start_model: StartModel, *, note: TextIO | None = None) -> None:
+    """Start the model's background load and say so in one line on ``note`` (stderr: ``--json``
+    keeps stdout to itself)."""
+    start_model()
+    await asyncio.sleep(0)  # let the load reach its thread before the loop blocks (input, sync work)
+    stream = note or sys.stderr
+    stream.write(messages.CONSOLE_LOADING_MODEL + "\n")
+    stream.flush()
+
+
+async def start_model_when_useful(
+    assistant: Assistant, start_model: StartModel | None, *, note: TextIO | None = None
+) -> StartModel | None:
+    """Start the model's background load once a database is registered; what is still to start.
+    With no database nothing is asked of the model, and a load started for nothing would hold
+    up the exit (its thread cannot be stopped)."""
+    if start_model is None or not assistant.registry.names():
+        return start_model
+    await load_model_in_background(start_model, note=note)
+    return None
+
+
+def for_console(assistant: Assistant, reply: Reply) -> Reply:
+    """``reply``, or how to get a database when there is none yet (the platforms' text names
+    their own `admin register`)."""
+    nothing = reply.error_kind in _NO_DATABASE_KINDS or (reply.kind == "text" and reply.text in _NO_DATABASE_TEXTS)
+    if reply.answer is not None or not nothing or assistant.registry.names():
+        return reply
+    return dataclasses.replace(reply, text=messages.CONSOLE_NO_DATABASES)
+
+
 async def ask(
     assistant: Assistant,
     question: str,
@@ -99,9 +161,11 @@ async def ask(
     run: bool,
     as_json: bool,
     out: TextIO = sys.stdout,
+    start_model: StartModel | None = None,
 ) -> int:
     where = console_where()
-    reply = await assistant.ask(question, where, database=database)
+    await start_model_when_useful(assistant, start_model)
+    reply = for_console(assistant, await assistant.ask(question, where, database=database))
     preview = await assistant.preview(reply.answer.audit_id, where) if run and reply.answer else None
     if as_json:
         out.write(json.dumps(_json(reply, preview), ensure_ascii=False) + "\n")
@@ -138,15 +202,24 @@ def _json(reply: Reply, preview: PreviewReply | None) -> dict[str, Any]:
 
 
 async def chat(
-    assistant: Assistant, *, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout, chart_dir: Path | None = None
+    assistant: Assistant,
+    *,
+    stdin: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+    chart_dir: Path | None = None,
+    start_model: StartModel | None = None,
 ) -> int:
     """Read messages line by line; `run` previews the last answer, `explain` explains it, `chart`
-    draws it, `good`/`bad [SQL]` give feedback, a number picks one of the last reply's choices."""
+    draws it, `good`/`bad [SQL]` give feedback, a number picks one of the last reply's choices.
+    The model starts loading once a database is registered (at start, or after `admin register`)."""
     where = console_where()
     last: int | None = None
     options: tuple[Option, ...] = ()
     out.write("chat2sql console — type `help`, or `quit` to leave.\n")
+    if not assistant.registry.names():
+        out.write(messages.CONSOLE_NO_DATABASES + "\n")
     while True:
+        start_model = await start_model_when_useful(assistant, start_model)
         out.write(PROMPT)
         out.flush()
         line = stdin.readline()
@@ -170,7 +243,7 @@ async def chat(
             reply = assistant.feedback(last, where, "up" if word == "good" else "down", corrected)
             out.write(reply.text + "\n")
         else:
-            reply = await assistant.handle(text, where)
+            reply = for_console(assistant, await assistant.handle(text, where))
             options = reply.options
             out.write(render_reply(reply) + "\n")
             if reply.answer is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -100,12 +100,16 @@ def build_app(
     platforms: Sequence[Platform] | None = None,
     context: ServerContext | None = None,
 ) -> FastAPI:
-    """The ASGI app. Tests pass an assistant with a fake model, or whole platforms."""
+    """The ASGI app. Tests pass an assistant with a fake model, or whole platforms. An
+    in-process model it wires itself starts loading at start-up, not at the first question."""
+    start_model: Callable[[], None] | None = None
     if context is None:
         if assistant is None:
-            from bot.wiring import build_assistant
+            from bot.wiring import background_load, build_assistant, inference_client
 
-            assistant = build_assistant(settings)
+            client = inference_client(settings)
+            assistant = build_assistant(settings, client=client)
+            start_model = background_load(client)
         context = ServerContext(settings=settings, assistant=assistant)
     ctx = context
     chosen = list(platforms) if platforms is not None else configured_platforms(ctx)
@@ -114,6 +118,9 @@ def build_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not chosen:
             log.warning("no chat platform is configured: serving /healthz and /metrics only (see README)")
+        if start_model is not None:
+            start_model()
+            log.info("loading the model in the background")
         for platform in chosen:
             await platform.start()
         try:

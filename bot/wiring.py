@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.core.access import Admins
 from bot.core.assistant import Assistant, AssistantConfig
 from bot.core.experiment import Experiment
@@ -33,6 +35,15 @@ def inference_client(settings: Settings) -> InferenceClient:
     )
 
 
+def background_load(client: InferenceClient) -> Callable[[], None] | None:
+    """What starts loading an in-process model in the background: called inside the running
+    event loop at start-up, so that the first question waits only for the rest of the load.
+    None when the model runs elsewhere (our worker, an OpenAI-compatible server)."""
+    from inference.local import LocalInferenceClient
+
+    return client.start if isinstance(client, LocalInferenceClient) else None
+
+
 def assistant_config(settings: Settings) -> AssistantConfig:
     adapter = settings.default_adapter
     prompt_format = (
@@ -52,6 +63,7 @@ def assistant_config(settings: Settings) -> AssistantConfig:
         examples_k=settings.examples_per_prompt,
         examples_min_similarity=settings.examples_min_similarity,
         clarify=settings.clarify_unmatched,
+        max_input_tokens=settings.max_input_tokens,
     )
 
 

@@ -205,6 +205,16 @@ def feedback_thanks(rating: str) -> str:
     return "Thanks for the feedback!" if rating == "up" else "Thanks — I stored your correction for review."
 
 
+# --- the console (python -m bot ask|chat|demo) ----------------------------------------------
+
+CONSOLE_NO_DATABASES = (
+    "No database is registered yet. To try the samples, `make demo` (or `python -m bot demo`) builds "
+    "three and asks them; to use your own, `python -m schemas add NAME URL`, or "
+    "`admin register NAME URL` in `python -m bot chat`."
+)
+CONSOLE_LOADING_MODEL = "Loading the model in the background (a few seconds; the very first start verifies it once)…"
+
+
 # --- Slack ----------------------------------------------------------------------------------
 
 SLACK_WORKING = "⏳ Working on it…"

@@ -18,6 +18,10 @@ class LocalInferenceClient:
         self._worker = worker
         self._load_timeout_s = load_timeout_s
 
+    def start(self) -> None:
+        """Start loading the model in the background (inside the running event loop); idempotent."""
+        self._worker.start()
+
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         self._worker.start()
         loaded = self._worker.ready or await self._worker.wait_ready(self._load_timeout_s)

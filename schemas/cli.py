@@ -31,7 +31,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = settings or Settings()
-    chat2sql_log.configure(settings.log_level)
+    chat2sql_log.configure(settings.log_level, settings.log_format)
     try:
         registry = Registry.open(settings)
     except Chat2SQLError as err:

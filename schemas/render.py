@@ -90,24 +90,29 @@ def render_schema(
     count_tokens: TokenCounter = approx_tokens,
 ) -> str:
     """The whole schema, or when it exceeds ``max_tokens`` the tables most relevant to
-    ``question`` (name, column and sample-value matches, plus foreign-key neighbours)."""
+    ``question`` (name, column and sample-value matches, plus foreign-key neighbours).
+
+    The question picks which tables are kept, never their order: they are rendered in the
+    schema's own order, so that the schema text of two questions on one database is the same
+    (whole) or shares a long prefix (budgeted), which the engine's prefix cache reuses. Any
+    room left after the relevant tables goes to the others in the schema's order, for the
+    same reason. The selection must fit: a cut downstream (the worker drops whole tables from
+    the end) would now drop by position, not by relevance."""
     blocks = {t.qualified_name: render_table(t, schema) for t in schema.tables}
     whole = "\n\n".join(blocks.values())
     if max_tokens is None or count_tokens(whole) <= max_tokens:
         return whole
-    chosen: list[str] = []
-    used = 0
-    for name in rank_tables(schema, question or ""):
+    kept: set[str] = set()
+    used = count_tokens(_omitted_note(len(blocks))) + 1  # the note's room, at its widest
+    for name in (*_relevant(schema, table_scores(schema, question or "")), *blocks):
         cost = count_tokens(blocks[name]) + 1
-        if used + cost > max_tokens:
+        if name in kept or used + cost > max_tokens:
             continue
-        chosen.append(name)
+        kept.add(name)
         used += cost
-    omitted = len(blocks) - len(chosen)
-    text = "\n\n".join(blocks[n] for n in chosen)
-    if omitted:
-        text += f"\n\n-- {omitted} more table(s) not shown"
-    return text
+    shown = [block for name, block in blocks.items() if name in kept]
+    omitted = len(blocks) - len(kept)
+    return "\n\n".join([*shown, _omitted_note(omitted)] if omitted else shown)
 
 
 def table_scores(schema: DatabaseSchema, question: str) -> dict[str, float]:
@@ -125,19 +130,24 @@ def stems(text: str) -> set[str]:
 def rank_tables(schema: DatabaseSchema, question: str) -> list[str]:
     """Table names, most relevant to the question first; neighbours follow their tables."""
     scores = table_scores(schema, question)
+    relevant = _relevant(schema, scores)
+    return [*relevant, *sorted((n for n in scores if n not in relevant), key=lambda n: (-scores[n], n))]
+
+
+def _relevant(schema: DatabaseSchema, scores: dict[str, float]) -> dict[str, None]:
+    """The tables with a score, best first, each followed by its foreign-key neighbours
+    (an ordered set)."""
     neighbours = _neighbours(schema)
-    order: list[str] = []
-    seen: set[str] = set()
-    by_score = sorted(scores, key=lambda n: (-scores[n], n))
-    for name in by_score:
-        if scores[name] <= 0:
-            break
-        for candidate in (name, *sorted(neighbours.get(name, ()), key=lambda n: -scores[n])):
-            if candidate not in seen:
-                seen.add(candidate)
-                order.append(candidate)
-    order.extend(n for n in by_score if n not in seen)
+    order: dict[str, None] = {}
+    for name in sorted((n for n in scores if scores[n] > 0), key=lambda n: (-scores[n], n)):
+        # Ties by name: set order changes from one process to the next, and so would the text.
+        for candidate in (name, *sorted(neighbours.get(name, ()), key=lambda n: (-scores[n], n))):
+            order.setdefault(candidate)
     return order
+
+
+def _omitted_note(count: int) -> str:
+    return f"-- {count} more table(s) not shown"
 
 
 def _score(table: Table, words: set[str]) -> float:

@@ -4,6 +4,8 @@ cache, the retry path, every failure message, and the audit row behind each repl
 from __future__ import annotations
 
 import asyncio
+import re
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -25,8 +27,10 @@ from inference.client import (
     WorkerTimeout,
     WorkerUnavailable,
 )
+from inference.prompts import prompt_for
 from inference.protocol import GenerateRequest, GenerateResponse
 from schemas.registry import Registry
+from schemas.render import approx_tokens, render_schema
 from tests.conftest import with_password
 
 ALICE = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-alice")
@@ -191,6 +195,65 @@ async def test_retry_on_database_error(settings: Settings, sqlite_url: str) -> N
     reply = await bot.handle("names?", ALICE)
     assert reply.kind == "answer" and len(client.requests) == 2
     assert "no_such_function" in client.requests[1].previous.error.lower()  # type: ignore[union-attr]
+    await bot.close()
+
+
+def _wide_sqlite(path: Path) -> str:
+    """32 tables, about 1,000 tokens of schema: the two the question asks about come last."""
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "".join(f"CREATE TABLE audit_{i:02d} (id INTEGER PRIMARY KEY, payload TEXT, created TEXT);" for i in range(30))
+        + "CREATE TABLE teams (id INTEGER PRIMARY KEY, name TEXT);"
+        + "CREATE TABLE staff (id INTEGER PRIMARY KEY, name TEXT, team_id INTEGER REFERENCES teams(id), salary REAL);"
+    )
+    conn.close()
+    return f"sqlite:///{path}"
+
+
+@pytest.mark.asyncio
+async def test_every_question_on_a_database_gets_the_same_schema_text(settings: Settings, sqlite_url: str) -> None:
+    """The prompt prefix the engine caches per database (system prompt, schema) is the same."""
+    client = ScriptedClient(["SELECT name FROM employees"])
+    bot = _assistant(settings, client)
+    await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
+    for question in ("who works here?", "department budgets?", "average salary by department"):
+        assert (await bot.handle(question, ALICE)).kind == "answer"
+    texts = {r.database.schema_text for r in client.requests}
+    assert texts == {render_schema(bot.registry.get("hr").schema)} and len(client.requests) == 3
+    await bot.close()
+
+
+@pytest.mark.asyncio
+async def test_a_retry_prompt_extends_the_first_one(settings: Settings, tmp_path: Path) -> None:
+    client = ScriptedClient(["SELECT nonexistent FROM staff", "SELECT name FROM staff"])
+    bot = _assistant(settings, client)
+    await bot.handle(f"admin register wide {_wide_sqlite(tmp_path / 'wide.db')}", ADMIN)
+    assert (await bot.handle("average salary of staff by team", ALICE)).kind == "answer"
+    first, retry = client.requests
+    assert retry.previous is not None and retry.database == first.database
+    assert prompt_for(retry, "schema").startswith(prompt_for(first, "schema"))
+    await bot.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("limit", [800, 600, 450])
+async def test_the_bot_keeps_the_relevant_tables_that_fit_the_workers_limit(
+    settings: Settings, tmp_path: Path, limit: int
+) -> None:
+    """The worker cuts whole tables from the end of the schema text, which is in the schema's
+    order: so the bot picks the relevant tables that fit beside the rest of the prompt (here a
+    retry), and the worker's cut has nothing to drop."""
+    client = ScriptedClient(["SELECT nonexistent FROM staff", "SELECT name FROM staff"])
+    bot = _assistant(settings, client, max_input_tokens=limit)
+    await bot.handle(f"admin register wide {_wide_sqlite(tmp_path / 'wide.db')}", ADMIN)
+    assert (await bot.handle("average salary of staff by team", ALICE)).kind == "answer"
+    order = [t.name for t in bot.registry.get("wide").schema.tables]
+    for request in client.requests:
+        shown = re.findall(r"^CREATE TABLE (\S+) \(", request.database.schema_text, flags=re.MULTILINE)
+        assert {"staff", "teams"} <= set(shown) and shown == sorted(shown, key=order.index) and len(shown) < len(order)
+        whole = prompt_for(request, "schema")
+        assert prompt_for(request, "schema", max_tokens=limit, count_tokens=approx_tokens) == whole
+    assert client.requests[1].previous is not None
     await bot.close()
 
 

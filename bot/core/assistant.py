@@ -37,6 +37,7 @@ from chat2sql.ratelimit import Limit, RateLimiter
 from chat2sql.redact import redact
 from chat2sql.tracing import NoopTracer, Tracer
 from inference.client import InferenceClient, WorkerColdStarting
+from inference.prompts import DEFAULT_FORMAT, UnknownPromptFormat, get_format, prompt_for
 from inference.protocol import (
     MAX_QUESTION_CHARS,
     DatabaseInfo,
@@ -50,7 +51,7 @@ from inference.protocol import (
 from schemas import guard
 from schemas.preview import ReadOnlyRunner, run_checked
 from schemas.registry import RegisteredDatabase, Registry
-from schemas.render import rank_tables, render_schema, table_scores
+from schemas.render import approx_tokens, rank_tables, render_schema, table_scores
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class AssistantConfig:
     workspace_limit: Limit
     cache_ttl_s: float = 3600.0
     schema_budget_tokens: int = 1500
+    max_input_tokens: int | None = 2048  # the worker's limit on a prompt; None: the schema budget alone
     preview_max_rows: int = 50
     preview_timeout_s: float = 5.0
     adapter: str | None = None
@@ -428,19 +430,17 @@ class Assistant:
                 outcome.sql, outcome.verdict, outcome.cache_hit = hit["sql"], "accepted", True
                 outcome.warnings = list(hit.get("warnings", []))
                 return str(hit["sql"])
-        with self.tracer.observe("schema_lookup") as span:
-            schema_text = await asyncio.to_thread(
-                render_schema, entry.schema, question=question, max_tokens=self.config.schema_budget_tokens
-            )
-            span.update(output={"tables": len(entry.schema.tables), "chars": len(schema_text)})
         request = GenerateRequest(
             question=question,
             adapter=adapter,
             prompt_format=prompt_format,
-            database=DatabaseInfo(name=entry.name, dialect=entry.schema.dialect, schema_text=schema_text),
+            database=DatabaseInfo(name=entry.name, dialect=entry.schema.dialect),
             context=context,
             examples=[Example(question=e.question, sql=e.sql) for e in shown],
         )
+        with self.tracer.observe("schema_lookup") as span:
+            request = await asyncio.to_thread(self._with_schema, entry, request)
+            span.update(output={"tables": len(entry.schema.tables), "chars": len(request.database.schema_text)})
         sql, problem = await self._attempt(request, entry, outcome)
         if problem is not None and not self.config.retry:
             outcome.options = self._table_options(entry, question)
@@ -449,7 +449,9 @@ class Assistant:
             self.metrics.retries.inc()
             previous = PreviousAttempt(sql=(outcome.sql or sql or "(no SQL)")[:4000], error=problem[:500])
             with self.tracer.observe("retry", input=problem[:500]):
-                sql, problem = await self._attempt(request.model_copy(update={"previous": previous}), entry, outcome)
+                retry = request.model_copy(update={"previous": previous})
+                retry = await asyncio.to_thread(self._with_schema, entry, retry)
+                sql, problem = await self._attempt(retry, entry, outcome)
             if problem is not None:
                 outcome.options = self._table_options(entry, question)
                 raise errors.GuardRejected(outcome.verdict or "validation", problem)
@@ -511,6 +513,31 @@ class Assistant:
             outcome.verdict = "database_error"
             return checked.normalized, messages.user_message(err)
         return checked.normalized, None
+
+    def _with_schema(self, entry: RegisteredDatabase, request: GenerateRequest) -> GenerateRequest:
+        """``request`` with the schema text its prompt has room for.
+
+        The text lists tables in the schema's order whatever the question, so that the
+        engine's prefix cache serves every question on the database; the question only picks
+        which tables are kept when they do not all fit. That pick has to happen here: the
+        worker cuts whole tables from the end of the text to fit ``max_input_tokens``, which
+        now means by position, not by relevance. So the budget is the smaller of the schema
+        budget and what the rest of the prompt (examples, a follow-up, a retry) leaves. A text
+        that still fits is kept as it is, so that a retry's prompt extends the first one."""
+        budget = self.config.schema_budget_tokens
+        limit = self.config.max_input_tokens
+        if limit is not None:
+            try:
+                fmt = get_format(request.prompt_format or DEFAULT_FORMAT)
+            except UnknownPromptFormat:  # the worker's answer to it is the one the user sees
+                fmt = None
+            if fmt is not None and fmt.uses_schema:
+                rest = approx_tokens(prompt_for(_schema_text(request, ""), fmt.name))
+                budget = max(0, min(budget, limit - rest))
+        text = request.database.schema_text
+        if text and approx_tokens(text) <= budget:
+            return request
+        return _schema_text(request, render_schema(entry.schema, question=request.question, max_tokens=budget))
 
     def _examples_for(self, entry: RegisteredDatabase, question: str) -> list[VerifiedExample]:
         if self.config.examples_k <= 0:
@@ -704,6 +731,10 @@ class Assistant:
             ),
         )
         return reply
+
+
+def _schema_text(request: GenerateRequest, text: str) -> GenerateRequest:
+    return request.model_copy(update={"database": request.database.model_copy(update={"schema_text": text})})
 
 
 def _validate_question(question: str) -> str:

@@ -17,6 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from bot.cells import cell_text
 from bot.core.assistant import Answer, Option, PreviewReply
 from bot.core.charts import chartable
 from chat2sql import messages
@@ -80,12 +81,12 @@ def preview_card(preview: PreviewReply, *, audit_id: int | None = None) -> Card:
     columns = list(preview.columns[:MAX_COLUMNS])
     if not preview.rows:
         return _card([_text(messages.TEAMS_NO_ROWS)])
-    header = _row(columns, bold=True)
+    header = _row([_cell(c, c) for c in columns], bold=True)
     rows: list[Card] = [header]
     used = _size(_card([_table(columns, rows), _text(" " * 200)]))
     cut = len(preview.columns) > MAX_COLUMNS
     for values in preview.rows:
-        row = _row(values[:MAX_COLUMNS])
+        row = _row([_cell(v, c) for v, c in zip(values, columns, strict=False)])
         grown = len(json.dumps(row, ensure_ascii=False).encode()) + 1
         if used + grown > MAX_CARD_BYTES:
             cut = True
@@ -179,16 +180,16 @@ def _table(columns: Sequence[str], rows: list[Card]) -> Card:
     }
 
 
-def _row(values: Sequence[Any], *, bold: bool = False) -> Card:
+def _row(texts: Sequence[str], *, bold: bool = False) -> Card:
     style = {"weight": "Bolder"} if bold else {}
     return {
         "type": "TableRow",
-        "cells": [{"type": "TableCell", "items": [_text(_cell(v), **style)]} for v in values],
+        "cells": [{"type": "TableCell", "items": [_text(t, **style)]} for t in texts],
     }
 
 
-def _cell(value: Any) -> str:
-    text = "NULL" if value is None else str(value)
+def _cell(value: Any, column: str) -> str:
+    text = cell_text(value, column=column)
     return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"
 
 
