@@ -3,15 +3,24 @@
 Read by the Modal app, by the worker when ``CHAT2SQL_DEPLOY_CONFIG`` names it, and by the cost
 model. ``python -m deploy.config [PATH]`` checks a file and prints what it resolved to.
 
+The config holds two worker profiles: ``gpu`` (the A10G class, the default) and ``cpu``
+(llama.cpp on a few CPU cores, scale to zero). ``profile:`` picks the one the bot talks to
+and that ``python -m inference serve`` becomes; ``CHAT2SQL_DEPLOY_PROFILE`` overrides it.
+
     >>> config = load_config(DEFAULT_CONFIG)
-    >>> config.gpu.type, config.gpu.min_containers
-    ('A10G', 0)
+    >>> config.gpu.type, config.gpu.min_containers, config.profile
+    ('A10G', 0, 'gpu')
+    >>> config.cpu.engine, config.cpu.min_containers
+    ('llamacpp', 0)
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import sys
+from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
 from typing import Literal
@@ -29,6 +38,10 @@ DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
 _SHA = re.compile(r"[0-9a-f]{40}")
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Profile = Literal["gpu", "cpu"]
+PROFILES: tuple[Profile, ...] = ("gpu", "cpu")
+PROFILE_ENV = "CHAT2SQL_DEPLOY_PROFILE"
+THREADS_PER_CORE = 2  # a Modal CPU core is a physical core: two hyperthreads
 
 
 class DeployConfigError(UserFacingError):
@@ -100,6 +113,69 @@ class GpuConfig(_Strict):
         return self
 
 
+def _is_gguf(source: str) -> bool:
+    parsed = parse_source(source)
+    return parsed.kind == "pypi" or (parsed.kind == "path" and parsed.ref.lower().endswith(".gguf"))
+
+
+class CpuConfig(_Strict):
+    """The CPU worker: the same ``python -m inference serve`` code on llama.cpp.
+
+    A llama.cpp worker loads the GGUF in about a second, so it scales to zero: a container
+    lives only while questions come within ``scaledown_window_s`` of each other.
+    """
+
+    engine: Literal["llamacpp", "transformers"] = "llamacpp"
+    model: str = "pypi:qwen2.5-coder-0.5b"  # llamacpp needs a GGUF source (pypi:… or a .gguf file)
+    dtype: Literal["float32", "bfloat16"] = "float32"  # transformers only (llama.cpp runs the GGUF's own)
+    cores: float = Field(default=1.0, ge=0.125, le=64)  # Modal physical cores it may use (its CPU limit)
+    # The cores reserved (guaranteed, billed even while idle). Modal bills the greater of the
+    # reservation and the use, and a container bursts above its reservation while the host has
+    # spare cores: a small reservation makes the idle tail after questions cheap.
+    reserved_cores: float | None = Field(default=0.25, ge=0.125, le=64)  # None: all of ``cores``
+    threads: int = Field(default=2, ge=1, le=256)
+    memory_mib: int = Field(default=1536, ge=512, le=262_144)
+    parallel: int = Field(default=8, ge=1, le=64)  # questions decoded together = inputs per container
+    cache_tokens: int = Field(default=16_384, ge=1024, le=262_144)
+    min_containers: int = Field(default=0, ge=0, le=100)
+    max_containers: int = Field(default=5, ge=1, le=1000)
+    scaledown_window_s: int = Field(default=120, ge=2, le=3600)  # Modal's bounds
+    timeout_s: int = Field(default=300, ge=10, le=86_400)
+    startup_timeout_s: int = Field(default=300, ge=10, le=86_400)
+    memory_snapshot: bool = True  # imports restored from a snapshot; the model loads after it
+
+    _model = field_validator("model")(_pinned)
+
+    @property
+    def reservation(self) -> float:
+        return self.cores if self.reserved_cores is None else self.reserved_cores
+
+    @property
+    def modal_cpu(self) -> float | tuple[float, float]:
+        """Modal's ``cpu=``: the cores, or (reservation, limit) when less is reserved."""
+        return self.cores if self.reservation >= self.cores else (self.reservation, self.cores)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CpuConfig:
+        if self.min_containers > self.max_containers:
+            raise ValueError("min_containers is larger than max_containers")
+        if self.engine == "llamacpp" and not _is_gguf(self.model):
+            raise ValueError(
+                f"engine llamacpp needs a GGUF model (pypi:qwen2.5-coder-0.5b or a .gguf file), not '{self.model}'"
+            )
+        if self.reserved_cores is not None and self.reserved_cores > self.cores:
+            raise ValueError(
+                f"reserved_cores {self.reserved_cores:g} is more than cores {self.cores:g} (the limit it may burst to)"
+            )
+        most = math.ceil(self.cores * THREADS_PER_CORE)
+        if self.threads > most:
+            raise ValueError(
+                f"threads {self.threads} is more than the {most} hyperthreads of {self.cores:g} cores "
+                f"(a Modal core is a physical core, {THREADS_PER_CORE} threads); raise cores or lower threads"
+            )
+        return self
+
+
 class BatchingConfig(_Strict):
     max_size: int = Field(default=8, ge=1, le=64)
     max_wait_ms: float = Field(default=15.0, ge=0, le=1000)
@@ -161,7 +237,7 @@ class BusinessHours(_Strict):
 
 class ModalConfig(_Strict):
     volume: str = "chat2sql-models"
-    secrets: dict[Literal["bot", "gpu"], tuple[str, ...]] = Field(default_factory=dict)
+    secrets: dict[Literal["bot", "gpu", "cpu"], tuple[str, ...]] = Field(default_factory=dict)
 
 
 class GpuPrice(_Strict):
@@ -197,11 +273,21 @@ class SeedCostInputs(_Strict):
     network_month: float = Field(default=0.5, ge=0)
 
 
+class CpuCostInputs(_Strict):
+    """What the CPU rows of ``deploy.cost`` cannot measure on this machine, and the target."""
+
+    container_start_s: float = Field(default=2.0, ge=0, description="Modal's start of a CPU container (assumed)")
+    sweep: Sweep = Sweep(scaledown_window_s=(15, 30, 60, 120, 300))
+    target_per_1000: float = Field(default=0.25, gt=0, description="USD per 1,000 requests, the worker's cost")
+    target_p50_s: float = Field(default=2.0, gt=0, description="median seconds per question, cold starts included")
+
+
 class CostConfig(_Strict):
     prices_checked: str = "unknown"
     cpu_core_hour: float = Field(default=0.0472, ge=0)
     memory_gib_hour: float = Field(default=0.008, ge=0)
     gpus: dict[str, GpuPrice] = Field(default_factory=dict)
+    cpu: CpuCostInputs = CpuCostInputs()
     traffic: Traffic = Traffic()
     sweep: Sweep = Sweep()
     seed: SeedCostInputs = SeedCostInputs()
@@ -213,7 +299,9 @@ class DeployConfig(_Strict):
     adapters: dict[str, AdapterConfig] = Field(default_factory=dict)
     default_adapter: str | None = None
     default_prompt_format: str = "schema"
+    profile: Profile = "gpu"
     gpu: GpuConfig = GpuConfig()
+    cpu: CpuConfig = CpuConfig()
     batching: BatchingConfig = BatchingConfig()
     bot: BotConfig = BotConfig()
     business_hours: BusinessHours = BusinessHours()
@@ -259,31 +347,75 @@ def load_config(path: Path | str) -> DeployConfig:
         raise DeployConfigError(path, exc.message) from None
 
 
-def apply_to_settings(settings: Settings, config: DeployConfig) -> Settings:
-    """Settings whose model, adapters, decoding and batching come from the deployment config."""
-    return settings.model_copy(
-        update={
-            "model": config.model.source,
-            "quantization": config.model.quantization,
-            "dtype": config.model.dtype,
-            "max_new_tokens": config.model.max_new_tokens,
-            "max_input_tokens": config.model.max_input_tokens,
-            "adapters": {
-                name: AdapterSpec(source=a.source, prompt_format=a.prompt_format) for name, a in config.adapters.items()
-            },
-            "default_adapter": config.default_adapter,
-            "default_prompt_format": config.default_prompt_format,
-            "batch_max_size": config.batching.max_size,
-            "batch_max_wait_ms": config.batching.max_wait_ms,
+def selected_profile(config: DeployConfig, environ: Mapping[str, str], *, path: Path | str = PROFILE_ENV) -> Profile:
+    """The profile ``CHAT2SQL_DEPLOY_PROFILE`` names, or the config's own ``profile:``.
+
+    >>> selected_profile(load_config(DEFAULT_CONFIG), {"CHAT2SQL_DEPLOY_PROFILE": "cpu"})
+    'cpu'
+    """
+    value = environ.get(PROFILE_ENV, "").strip().lower()
+    profile = config.profile if not value else next((p for p in PROFILES if p == value), None)
+    if profile is None:
+        expected = " or ".join(PROFILES)
+        raise DeployConfigError(Path(path), f"{PROFILE_ENV}={value!r} is not a profile (expected {expected})")
+    if profile == "cpu" and config.cpu.engine == "llamacpp":
+        peft = [name for name, a in config.adapters.items() if not _is_gguf(a.source)]
+        if peft:
+            raise DeployConfigError(
+                Path(path),
+                f"the cpu profile runs llama.cpp, which serves GGUF adapters only; {', '.join(peft)} "
+                "is a peft adapter (set cpu.engine: transformers, or serve it with the gpu profile)",
+            )
+    return profile
+
+
+def apply_to_settings(settings: Settings, config: DeployConfig, *, profile: Profile | None = None) -> Settings:
+    """Settings whose model, adapters, decoding and batching come from the deployment config.
+
+    ``profile`` (default: the config's ``profile:``) ``gpu`` leaves the engine choice as it
+    is; ``cpu`` also sets the engine, the device, threads and llama.cpp's parallel sequences.
+    """
+    update: dict[str, object] = {
+        "model": config.model.source,
+        "quantization": config.model.quantization,
+        "dtype": config.model.dtype,
+        "max_new_tokens": config.model.max_new_tokens,
+        "max_input_tokens": config.model.max_input_tokens,
+        "adapters": {
+            name: AdapterSpec(source=a.source, prompt_format=a.prompt_format) for name, a in config.adapters.items()
+        },
+        "default_adapter": config.default_adapter,
+        "default_prompt_format": config.default_prompt_format,
+        "batch_max_size": config.batching.max_size,
+        "batch_max_wait_ms": config.batching.max_wait_ms,
+    }
+    if (profile or config.profile) == "cpu":
+        cpu = config.cpu
+        update |= {
+            "model": cpu.model,
+            "engine": cpu.engine,
+            "device": "cpu",
+            "quantization": "none",  # NF4 on a CPU is slower than float32; llama.cpp runs the GGUF's own
+            "dtype": cpu.dtype,
+            "threads": cpu.threads,
+            "llamacpp_parallel": cpu.parallel,
+            "llamacpp_cache_tokens": cpu.cache_tokens,
+            "batch_max_size": cpu.parallel,
         }
-    )
+    return settings.model_copy(update=update)
 
 
-def settings_with_deploy_config(settings: Settings) -> Settings:
-    """``settings`` as they are, or with ``CHAT2SQL_DEPLOY_CONFIG`` applied when it is set."""
+def settings_with_deploy_config(settings: Settings, environ: Mapping[str, str] | None = None) -> Settings:
+    """``settings`` as they are, or with ``CHAT2SQL_DEPLOY_CONFIG`` applied when it is set, in
+    the profile ``CHAT2SQL_DEPLOY_PROFILE`` names (default: the file's ``profile:``).
+
+    Called once at the worker's start-up; ``environ`` defaults to the process environment.
+    """
     if settings.deploy_config is None:
         return settings
-    return apply_to_settings(settings, load_config(settings.deploy_config))
+    config = load_config(settings.deploy_config)
+    profile = selected_profile(config, os.environ if environ is None else environ, path=settings.deploy_config)
+    return apply_to_settings(settings, config, profile=profile)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,15 +423,23 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args[0]) if args else DEFAULT_CONFIG
     try:
         config = load_config(path)
+        profile = selected_profile(config, os.environ, path=path)
     except DeployConfigError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    hours = config.business_hours
+    hours, cpu = config.business_hours, config.cpu
     print(f"{path}: ok")
     print(f"  model {config.model.source}; adapters: {', '.join(config.adapters) or 'none'}")
+    print(f"  profile {profile} (the worker the bot asks; {PROFILE_ENV} overrides the file's '{config.profile}')")
     print(
         f"  GPU {config.gpu.type}, {config.gpu.min_containers}-{config.gpu.max_containers} containers, "
         f"scaledown {config.gpu.scaledown_window_s} s, batch ≤ {config.batching.max_size}"
+    )
+    print(
+        f"  CPU {cpu.engine} {cpu.model}, {cpu.cores:g} cores ({cpu.reservation:g} reserved) / {cpu.threads} threads, "
+        f"{cpu.memory_mib} MiB, "
+        f"{cpu.min_containers}-{cpu.max_containers} containers, scaledown {cpu.scaledown_window_s} s, "
+        f"{cpu.parallel} questions at once"
     )
     print(
         f"  business hours {hours.start:%H:%M}-{hours.end:%H:%M} {hours.timezone}; warm-up cron: {hours.warmup_cron()}"

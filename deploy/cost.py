@@ -1,41 +1,61 @@
 """``python -m deploy.cost``: what the Modal deployment costs a month, from stated inputs.
 
 Every input is printed: prices, traffic and latency come from the deployment config (or
-flags), never from this file. Measured figures replace the assumed ones with ``--measured``
-(a JSON object or a list of them, one per GPU type)::
+flags), never from this file. Measured figures replace the assumed ones with ``--measured
+PATH`` (formats in ``deploy/measured.py``): GPU figures per GPU type, or the file
+``bench/engine_bench.py --json`` writes, which adds the CPU profile's rows
+(``deploy/cost_cpu.py``). ``--latency-s`` and ``--cold-start-s`` set the GPU figures for
+``--gpu`` (default: the configured GPU). A file that cannot be used exits with status 2 and
+prints nothing but the reason.
 
-    {"gpu": "A10G", "p50_ms": 850, "cold_start_s": 18, "source": "bench.gpu on Modal, 2026-01-05"}
-
-(``latency_s`` may stand for ``p50_ms``, ``load_s`` for ``cold_start_s``.) ``--latency-s`` and
-``--cold-start-s`` set them for ``--gpu`` (default: the configured GPU).
-
-The model. A month is 730 hours split into business peak hours, other business hours and
-off-hours, each with a steady Poisson arrival rate λ. One GPU container serves a request in
-``latency_s`` and then idles for up to ``scaledown_window`` W before stopping, so per second
-of wall clock it is up for ``λ·latency + (1 − e^(−λW)) + λ·e^(−λW)·cold_start`` seconds: busy
-time, the idle tail after each request (an exponential gap cut at W), and a cold start for the
-share ``e^(−λW)`` of requests that find no container. ``min_containers`` keeps that many up all
-month. The warm-up cron saves the day's first cold start and costs one start and one window.
-The GPU container's CPU and memory are billed beside the GPU; the bot's CPU container too.
+The model (``deploy/containers.py``): a month of Poisson traffic in three segments; a
+container is up for its busy time, the idle tail up to the scaledown window after each
+request, and a cold start for the requests that find none. The GPU container's CPU and
+memory are billed beside the GPU; the bot's CPU container too.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.config import DEFAULT_CONFIG, DeployConfig, DeployConfigError, GpuPrice, SeedCostInputs, load_config
+from deploy.config import (
+    DEFAULT_CONFIG,
+    DeployConfig,
+    DeployConfigError,
+    GpuPrice,
+    SeedCostInputs,
+    load_config,
+    selected_profile,
+)
+from deploy.containers import (
+    HOURS_PER_MONTH,
+    SECONDS_PER_HOUR,
+    Segment,
+    Usage,
+    bot_cost,
+    segments,
+    text_table,
+    usage,
+)
+from deploy.cost_cpu import cpu_section
+from deploy.measured import (
+    CpuMeasurement,
+    EngineBench,
+    MeasuredFileError,
+    cpu_measurement,
+    read_measured,
+    read_measured_file,
+)
 
-HOURS_PER_MONTH = 730.0
-SECONDS_PER_HOUR = 3600.0
-BOT_LATENCY_S = 0.5  # CPU seconds per request on the bot (routing, guard, preview)
-BOT_COLD_START_S = 3.0
+__all__ = ["HOURS_PER_MONTH", "Segment", "estimate", "main", "read_measured", "report", "seed_estimate", "segments"]
+__all__ += ["usage"]
 
 
 # --- the seed's arithmetic --------------------------------------------------------------------
@@ -76,84 +96,6 @@ def seed_estimate(seed: SeedCostInputs) -> SeedEstimate:
     )
 
 
-# --- traffic ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Segment:
-    name: str
-    hours: float  # per month
-    rate_per_hour: float
-
-    @property
-    def requests(self) -> float:
-        return self.hours * self.rate_per_hour
-
-
-def segments(config: DeployConfig) -> list[Segment]:
-    """Peak, other business and off-hours of a month, with their request rates."""
-    traffic, hours = config.cost.traffic, config.business_hours
-    days, per_day = traffic.business_days_per_month, hours.hours_per_day
-    peak = min(traffic.peak_hours_per_day, per_day)
-    business = traffic.requests_per_month * traffic.business_share
-    weight = (per_day - peak) + peak * traffic.peak_multiplier  # in base-rate hours per day
-    base_rate = business / (days * weight) if weight > 0 else 0.0
-    off_hours = HOURS_PER_MONTH - days * per_day
-    off = traffic.requests_per_month - business
-    return [
-        Segment("business peak", days * peak, base_rate * traffic.peak_multiplier),
-        Segment("business", days * (per_day - peak), base_rate),
-        Segment("off-hours", off_hours, off / off_hours if off_hours > 0 else 0.0),
-    ]
-
-
-# --- containers -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Usage:
-    container_hours: float
-    cold_starts: float
-    requests: float
-
-    @property
-    def cold_start_rate(self) -> float:
-        return self.cold_starts / self.requests if self.requests else 0.0
-
-
-def usage(
-    segs: Sequence[Segment],
-    *,
-    latency_s: float,
-    cold_start_s: float,
-    min_containers: int,
-    scaledown_window_s: float,
-    max_containers: int,
-    warmups_per_month: float = 0.0,
-) -> Usage:
-    """Container-hours a month and the cold starts among the requests (module docstring)."""
-    hours = min_containers * HOURS_PER_MONTH
-    cold = 0.0
-    requests = 0.0
-    for seg in segs:
-        lam = seg.rate_per_hour / SECONDS_PER_HOUR
-        requests += seg.requests
-        if min_containers > 0:
-            extra = max(0.0, lam * latency_s - min_containers)  # beyond the warm containers
-            hours += extra * seg.hours
-            continue
-        miss = math.exp(-lam * scaledown_window_s)
-        up = lam * latency_s + (1 - miss) + lam * miss * cold_start_s
-        hours += min(float(max_containers), up) * seg.hours
-        cold += seg.requests * miss
-    if min_containers == 0 and warmups_per_month:
-        saved = min(cold, warmups_per_month)
-        cold -= saved
-        hours += warmups_per_month * (cold_start_s + scaledown_window_s) / SECONDS_PER_HOUR
-        hours -= saved * cold_start_s / SECONDS_PER_HOUR  # those starts happened anyway, earlier
-    return Usage(container_hours=hours, cold_starts=cold, requests=requests)
-
-
 @dataclass(frozen=True)
 class Estimate:
     gpu: str
@@ -189,48 +131,18 @@ def estimate(
         warmups_per_month=warmups,
     )
     sidecar = config.gpu.cpu * cost.cpu_core_hour + config.gpu.memory_mib / 1024 * cost.memory_gib_hour
-    bot_use = usage(
-        segs,
-        latency_s=BOT_LATENCY_S,
-        cold_start_s=BOT_COLD_START_S,
-        min_containers=config.bot.min_containers,
-        scaledown_window_s=config.bot.scaledown_window_s,
-        max_containers=config.bot.max_containers,
-    )
-    bot_hour = config.bot.cpu * cost.cpu_core_hour + config.bot.memory_mib / 1024 * cost.memory_gib_hour
     return Estimate(
         gpu=gpu,
         min_containers=min_containers,
         scaledown_window_s=scaledown_window_s,
         gpu_usage=gpu_use,
         gpu_cost=gpu_use.container_hours * (price.hour + sidecar),
-        bot_cost=bot_use.container_hours * bot_hour,
+        bot_cost=bot_cost(config, segs),
         requests=gpu_use.requests,
     )
 
 
 # --- measured figures -------------------------------------------------------------------------
-
-
-def read_measured(path: Path) -> dict[str, dict[str, Any]]:
-    """Measured figures by GPU type from a JSON file (module docstring)."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    rows = data if isinstance(data, list) else [data]
-    found: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if not isinstance(row, dict) or "gpu" not in row:
-            raise ValueError(f"{path}: each entry needs a 'gpu' field")
-        figures: dict[str, Any] = {"source": row.get("source", str(path))}
-        if "p50_ms" in row:
-            figures["latency_s"] = float(row["p50_ms"]) / 1000
-        elif "latency_s" in row:
-            figures["latency_s"] = float(row["latency_s"])
-        for key in ("cold_start_s", "load_s"):
-            if key in row:
-                figures["cold_start_s"] = float(row[key])
-                break
-        found[str(row["gpu"])] = figures
-    return found
 
 
 def with_measured(
@@ -250,15 +162,38 @@ def with_measured(
 # --- report ------------------------------------------------------------------------------------
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(header, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return lines
+def read_measured_files(
+    paths: Sequence[Path], config: DeployConfig
+) -> tuple[dict[str, dict[str, Any]], CpuMeasurement | None]:
+    """GPU figures from every GPU file and the one engine bench file, all checked first."""
+    measured: dict[str, dict[str, Any]] = {}
+    cpu: CpuMeasurement | None = None
+    for path in paths:
+        found = read_measured_file(path)
+        if isinstance(found, EngineBench):
+            if cpu is not None:
+                raise MeasuredFileError(path, f"a second engine bench file (the first: {cpu.source}); pass one")
+            cpu = cpu_measurement(path, found)
+            continue
+        for gpu in found:
+            if gpu not in config.cost.gpus:
+                priced = ", ".join(config.cost.gpus) or "none"
+                raise MeasuredFileError(
+                    path, f"measured figures for '{gpu}', which has no price under cost.gpus (priced: {priced})"
+                )
+        measured.update(found)
+    return measured, cpu
 
 
-def report(config: DeployConfig, *, measured: dict[str, dict[str, Any]] | None = None) -> str:
+def report(
+    config: DeployConfig,
+    *,
+    measured: dict[str, dict[str, Any]] | None = None,
+    cpu: CpuMeasurement | None = None,
+    profile: str | None = None,
+) -> str:
+    """The whole printout; ``cpu`` adds the CPU profile's rows, ``profile`` names the selected one."""
+    profile = profile or config.profile
     cost, hours, traffic = config.cost, config.business_hours, config.cost.traffic
     prices, sources = with_measured(cost.gpus, measured or {})
     out: list[str] = []
@@ -337,11 +272,12 @@ def report(config: DeployConfig, *, measured: dict[str, dict[str, Any]] | None =
             )
     out.append("Estimate per GPU type and scaling setting ($/month)")
     header = ["GPU", "min", "scaledown s", "GPU-h", "cold starts", "GPU $", "bot $", "total $", "$/1k req"]
-    out += _table(header, rows)
+    out += text_table(header, rows)
     if chosen is not None:
+        whose = "This project's estimate" if profile == "gpu" else "The GPU profile's estimate (not selected)"
         out += [
             "",
-            f"This project's estimate (the configured {chosen.gpu}, min_containers {chosen.min_containers}, "
+            f"{whose} (the configured {chosen.gpu}, min_containers {chosen.min_containers}, "
             f"scaledown {chosen.scaledown_window_s} s):",
             f"  ${chosen.total:.2f}/month (GPU ${chosen.gpu_cost:.2f}, bot ${chosen.bot_cost:.2f}); "
             f"${chosen.per_1000:.2f} per 1,000 requests; {chosen.gpu_usage.container_hours:.0f} GPU container-hours; "
@@ -356,6 +292,14 @@ def report(config: DeployConfig, *, measured: dict[str, dict[str, Any]] | None =
             f" on average, less than the scaledown window, so a GPU container stays up for all "
             f"{sum(seg.hours for seg in business):.0f} business hours of the month."
         )
+    if cpu is not None:
+        out += cpu_section(config, cpu.bench, cpu.run, source=cpu.source, selected=profile == "cpu")
+    else:
+        out += [
+            "",
+            f"CPU profile{' (selected)' if profile == 'cpu' else ''}: no measured figures, so no rows (they are "
+            "never assumed): bench/engine_bench.py --json bench.json, then python -m deploy.cost --measured bench.json",
+        ]
     return "\n".join(out)
 
 
@@ -370,15 +314,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
-        measured: dict[str, dict[str, Any]] = {}
-        for path in args.measured:
-            measured.update(read_measured(path))
+        profile = selected_profile(config, os.environ, path=args.config)
     except DeployConfigError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    try:
+        measured, cpu = read_measured_files(args.measured, config)
+    except MeasuredFileError as exc:  # bad input: exit 2, print nothing else
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
     if args.latency_s is not None or args.cold_start_s is not None:
         flags: dict[str, Any] = {"source": "flags"}
         if args.latency_s is not None:
@@ -390,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         traffic = config.cost.traffic.model_copy(update={"requests_per_month": args.requests_per_month})
         config = config.model_copy(update={"cost": config.cost.model_copy(update={"traffic": traffic})})
     try:
-        print(report(config, measured=measured))
+        print(report(config, measured=measured, cpu=cpu, profile=profile))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,8 +1,10 @@
-"""What the Modal GPU class runs, free of Modal: one ``Worker`` around an engine loaded once.
+"""What the Modal worker classes run, free of Modal: one ``Worker`` around an engine loaded once.
 
-The GPU container's lifecycle splits in two so a memory snapshot captures the slow part:
-``prepare()`` (imports, downloads at pinned revisions, GGUF conversion: all onto the Volume)
-runs before the snapshot; ``load()`` (weights onto the GPU) after it, unless GPU snapshots are
+Both classes use it: the GPU class (transformers) and the CPU class (llama.cpp, or
+transformers on CPU), with the settings of their profile. A container's lifecycle splits in
+two so a memory snapshot captures the slow part: ``prepare()`` (imports, downloads at pinned
+revisions, GGUF conversion or joining: all onto the Volume) runs before the snapshot;
+``load()`` (weights onto the GPU, or the GGUF into llama.cpp) after it, unless GPU snapshots are
 on. ``generate`` takes and returns plain dicts (``GpuReply``): every failure is a code and a
 sentence safe to show, never a pickled exception.
 """
@@ -15,11 +17,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from chat2sql.settings import Settings
-from inference.engine import Engine
+from inference.engine import GenerationEngine
 from inference.prompts import PromptTooLong, UnknownPromptFormat
 from inference.protocol import ErrorDetail, GenerateRequest, GenerateResponse
 from inference.service import ModelFailed, ModelLoading, UnknownAdapter, Worker
-from inference.sources import parse_source, resolve
+from inference.sources import gguf_file, parse_source, resolve
 from inference.wiring import engine_loader, worker_options
 
 log = logging.getLogger(__name__)
@@ -41,21 +43,26 @@ def _error(code: str, message: str) -> dict[str, Any]:
 class GpuService:
     def __init__(self, *, settings: Settings) -> None:
         self.settings = settings
-        self.engine: Engine | None = None
+        self.engine: GenerationEngine | None = None
         self._worker: Worker | None = None
 
     def prepare(self) -> list[str]:
-        """Resolve every source once (download at its pinned revision, or convert) and import
-        the model libraries; returns the local folders. Idempotent: a second call reads the
-        cache."""
+        """Resolve every source once (download at its pinned revision, convert, or for
+        llama.cpp join the embedded GGUF) and import the model libraries; returns the local
+        paths. Idempotent: a second call reads the cache."""
+        token = self.settings.hf_token.get_secret_value() if self.settings.hf_token else None
+        cache = self.settings.model_cache_dir
+        sources = [parse_source(s) for s in (self.settings.model, *(a.source for a in self.settings.adapters.values()))]
+        if self.settings.engine == "llamacpp":  # the CPU profile names its engine
+            import llama_cpp  # noqa: F401  (into the snapshot; a missing build fails here, at start)
+
+            # The GGUF files as llama.cpp reads them (the embedded model joined once, no conversion).
+            return [str(gguf_file(s, cache_dir=cache) or s) for s in sources]
         import peft  # noqa: F401  (imported here so the snapshot holds them)
         import torch  # noqa: F401
         import transformers  # noqa: F401
 
-        token = self.settings.hf_token.get_secret_value() if self.settings.hf_token else None
-        sources = [self.settings.model, *(a.source for a in self.settings.adapters.values())]
-        cache = self.settings.model_cache_dir
-        return [str(resolve(parse_source(s), cache_dir=cache, hf_token=token)) for s in sources]
+        return [str(resolve(s, cache_dir=cache, hf_token=token)) for s in sources]
 
     def load(self) -> None:
         if self.engine is None:
@@ -66,6 +73,7 @@ class GpuService:
         return {
             "status": "ok" if engine is not None else "loading",
             "model": self.settings.model,
+            "engine": type(engine).__name__ if engine is not None else None,
             "device": engine.device if engine is not None else None,
             "adapters": list(engine.adapters) if engine is not None else [],
         }
@@ -74,7 +82,7 @@ class GpuService:
         if self._worker is None:  # no await between the check and the assignment
             engine = self.engine
 
-            def loaded() -> Engine:
+            def loaded() -> GenerationEngine:
                 if engine is None:
                     raise RuntimeError("the engine was not loaded at container start")
                 return engine

