@@ -35,6 +35,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.schemas_bench
 	$(PY) -m bench.inference_bench
+	$(PY) -m bench.engine_bench --json data/bench/engine.json
 	$(PY) -m bench.core_bench
 	$(PY) -m bench.slack_bench
 	$(PY) -m bench.load

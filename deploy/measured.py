@@ -22,17 +22,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chat2sql.errors import UserFacingError
+from deploy.config import DeployConfigError
 
 
-class MeasuredFileError(UserFacingError):
-    def __init__(self, path: Path, detail: str) -> None:
-        super().__init__(detail)
-        self.path, self.detail = path, detail
-
-    @property
-    def message(self) -> str:
-        return f"{self.path}: {self.detail}"
+class MeasuredFileError(DeployConfigError):
+    """A bench file that cannot be used: its path and what is wrong, as a config error."""
 
 
 class _Figures(BaseModel):

@@ -249,8 +249,18 @@ class LlamaCppEngine:
                     self._release(running)
                     _fail(running.request, exc)
                 self._running = []
+        closed = EngineError("the engine is closed")
+        for running in self._running:
+            _fail(running.request, closed)
         for request in self._waiting:
-            _fail(request, EngineError("the engine is closed"))
+            _fail(request, closed)
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                _fail(item, closed)
 
     def _take_new(self, *, block: bool) -> bool:
         """Move queued requests to the waiting list; False once ``close`` was called."""

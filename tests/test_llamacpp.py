@@ -249,6 +249,16 @@ def test_the_worker_serves_the_llama_engine_and_closes_it(hr_schema_text: tuple[
         engine.submit("x", adapter=None, max_new_tokens=1)
 
 
+def test_closing_answers_every_question_it_holds(hr_schema_text: tuple[str, Path]) -> None:
+    engine = LlamaCppEngine(LlamaCppConfig(model_path=embedded_gguf(), threads=2, parallel=1, cache_tokens=4096))
+    prompt = _prompt(hr_schema_text[0], "List every employee.")
+    futures = [engine.submit(prompt, adapter=None, max_new_tokens=64) for _ in range(3)]  # one runs, two wait
+    engine.close()
+    for future in futures:  # none is left hanging: each is answered or told the engine closed
+        exc = future.exception(timeout=30)
+        assert exc is None or (isinstance(exc, EngineError) and "closed" in str(exc.message))
+
+
 # --- choosing the engine and the dtype ----------------------------------------------------
 
 
