@@ -60,7 +60,10 @@ def test_committed_config_has_a_cpu_profile_that_scales_to_zero(
     assert config.cost.cpu.target_per_1000 == 0.25 and config.cost.cpu.target_p50_s == 2.0
     assert main([str(DEFAULT_CONFIG)]) == 0
     out = capsys.readouterr().out
-    assert "profile gpu" in out and "CPU llamacpp pypi:qwen2.5-coder-0.5b, 1 cores (0.25 reserved) / 2 threads, 1536 MiB" in out
+    assert (
+        "profile gpu" in out
+        and "CPU llamacpp pypi:qwen2.5-coder-0.5b, 1 cores (0.25 reserved) / 2 threads, 1536 MiB" in out
+    )
 
 
 def test_a_config_without_a_cpu_section_gets_the_cpu_defaults(tmp_path: Path) -> None:

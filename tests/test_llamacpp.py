@@ -117,18 +117,16 @@ def test_the_schema_prefix_is_reused_on_one_database_and_not_across(
 def test_a_short_question_does_not_wait_for_a_long_generation(
     llama: LlamaCppEngine, hr_schema_text: tuple[str, Path]
 ) -> None:
-    schema_text = hr_schema_text[0]
-    long = llama.submit(
-        _prompt(schema_text, "Write a query listing every column of every table, joined."),
-        adapter=None,
-        max_new_tokens=160,
-    )
-    time.sleep(0.3)  # the long one is decoding
-    short = llama.submit(_prompt(schema_text, "How many employees are there?"), adapter=None, max_new_tokens=4)
+    # A counting prompt (no chat template) runs to its token limit: a long generation for sure.
+    long = llama.submit("Count to 500: 1, 2, 3, 4, 5, 6, 7, 8,", adapter=None, max_new_tokens=200)
+    deadline = time.monotonic() + 60
+    while not any(r.generated for r in llama._running) and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the long one is decoding
+    short = llama.submit(_prompt(hr_schema_text[0], "How many employees are there?"), adapter=None, max_new_tokens=4)
     short_result = short.result(timeout=120)
-    assert not long.done() or long.result().completion.completion_tokens < 160
-    assert short_result.batch_size == 2  # it joined the running batch
-    long.result(timeout=120)
+    assert not long.done()  # answered while the long one still runs …
+    assert short_result.batch_size == 2  # … because it joined the running batch
+    assert long.result(timeout=120).completion.completion_tokens == 200
 
 
 def test_concurrent_questions_decode_together_and_match_alone(
