@@ -96,7 +96,7 @@ class GpuConfig(_Strict):
     type: str = "A10G"
     min_containers: int = Field(default=0, ge=0, le=100)
     max_containers: int = Field(default=5, ge=1, le=1000)
-    scaledown_window_s: int = Field(default=120, ge=2, le=3600)  # Modal's bounds
+    scaledown_window_s: int = Field(default=60, ge=2, le=3600)  # Modal's bounds
     timeout_s: int = Field(default=300, ge=10, le=86_400)
     startup_timeout_s: int = Field(default=900, ge=10, le=86_400)
     memory_snapshot: bool = True
@@ -139,7 +139,7 @@ class CpuConfig(_Strict):
     cache_tokens: int = Field(default=16_384, ge=1024, le=262_144)
     min_containers: int = Field(default=0, ge=0, le=100)
     max_containers: int = Field(default=5, ge=1, le=1000)
-    scaledown_window_s: int = Field(default=120, ge=2, le=3600)  # Modal's bounds
+    scaledown_window_s: int = Field(default=60, ge=2, le=3600)  # Modal's bounds
     timeout_s: int = Field(default=300, ge=10, le=86_400)
     startup_timeout_s: int = Field(default=300, ge=10, le=86_400)
     memory_snapshot: bool = True  # imports restored from a snapshot; the model loads after it

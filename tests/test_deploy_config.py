@@ -55,7 +55,7 @@ def test_committed_config_has_a_cpu_profile_that_scales_to_zero(
     assert config.profile == "gpu"  # the GPU stays the default
     assert (cpu.engine, cpu.model) == ("llamacpp", "pypi:qwen2.5-coder-0.5b")
     assert (cpu.cores, cpu.threads, cpu.memory_mib, cpu.parallel) == (1.0, 2, 1536, 8)
-    assert (cpu.min_containers, cpu.max_containers, cpu.scaledown_window_s) == (0, 5, 120)
+    assert (cpu.min_containers, cpu.max_containers, cpu.scaledown_window_s) == (0, 5, 60)
     assert (cpu.reservation, cpu.modal_cpu) == (0.25, (0.25, 1.0))  # a quarter core reserved, bursts to one
     assert config.cost.cpu.target_per_1000 == 0.25 and config.cost.cpu.target_p50_s == 2.0
     assert main([str(DEFAULT_CONFIG)]) == 0

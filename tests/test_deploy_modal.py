@@ -100,7 +100,7 @@ def test_cpu_class_shape_comes_from_the_cpu_profile() -> None:
     assert list(spec.volumes) == [modal_app.VOLUME_DIR]
     assert [repr(s) for s in spec.secrets] == ["modal.Secret.from_name('chat2sql-core')"]
     state = _loader_state(function)
-    assert (state["min_containers"], state["max_containers"], state["scaledown_window"]) == (0, 5, 120)
+    assert (state["min_containers"], state["max_containers"], state["scaledown_window"]) == (0, 5, 60)
     assert state["max_concurrent_inputs"] == cpu.parallel == 8  # @modal.concurrent
     assert (state["timeout"], state["startup_timeout"], state["enable_memory_snapshot"]) == (300, 300, True)
     commands = _image_commands(modal_app.cpu_image)
