@@ -3,8 +3,8 @@
 For each engine (llama.cpp; transformers in float32; transformers in bf16), in a process of
 its own so that its peak memory is its own: load time, the first question on a database
 (cold prefix), the following questions on it (warm prefix, p50/p99), tokens per second,
-peak RSS, throughput at 1, 4 and 8 concurrent questions, and execution accuracy on the
-questions asked. Questions come from Spider dev (``--spider``, default ../shared/spider-dev)
+peak RSS, throughput at 1, 4 and 8 concurrent questions (the same questions at each level),
+and execution accuracy on the questions asked. Questions come from Spider dev (``--spider``, default ../shared/spider-dev)
 and the shipped sample databases' evaluation set; the schema text is what the bot sends.
 
     python -m bench.engine_bench                         # all three engines, a table
@@ -46,7 +46,7 @@ def _questions(args: argparse.Namespace) -> tuple[list[Question], list[Question]
     """The latency set: ``--questions`` on each of the ``--databases`` Spider databases with
     the most questions, then on each of ``--samples`` shipped sample databases (built once
     into data/eval/samples). The throughput pool: the Spider databases' next questions,
-    interleaved, so that every concurrency level asks unseen questions of the same mix."""
+    interleaved across them."""
     from inference.eval import database_path, load_dataset
     from inference.eval_samples import build
 
@@ -142,9 +142,12 @@ async def _measure(engine_name: str, args: argparse.Namespace) -> dict[str, Any]
         correct += _matches(q, response.sql)
 
     throughput: dict[str, float] = {}
-    for level in args.levels:  # each level: the next unseen questions of the pool, in waves
-        batch = [_request(q, schemas[q.db_id], args.budget) for q in pool[: args.per_level]]
-        pool = pool[args.per_level :]
+    # Every level asks the same questions, not asked above, in waves of ``level`` at once. (A
+    # prefix slot keeps only the last prompt asked on its database, so asking a question again
+    # at the next level reuses its schema prefix, as any new question would, and at most one
+    # question per database finds more of its prompt cached.)
+    batch = [_request(q, schemas[q.db_id], args.budget) for q in pool[: args.per_level]]
+    for level in args.levels:
         t = time.perf_counter()
         for i in range(0, len(batch), level):
             await asyncio.gather(*(worker.generate(r) for r in batch[i : i + level]))
@@ -224,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=12, help="questions per database")
     parser.add_argument("--databases", type=int, default=2, help="Spider databases")
     parser.add_argument("--samples", type=int, default=1, help="shipped sample databases")
-    parser.add_argument("--per-level", type=int, default=8, help="unseen questions per concurrency level")
+    parser.add_argument("--per-level", type=int, default=8, help="questions asked at each concurrency level")
     parser.add_argument("--levels", default=",".join(map(str, LEVELS)))
     parser.add_argument("--budget", type=int, default=1500, help="schema tokens, as the bot's default")
     parser.add_argument("--threads", type=int, default=None)
