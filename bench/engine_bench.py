@@ -70,7 +70,8 @@ def _questions(args: argparse.Namespace) -> tuple[list[Question], list[Question]
 def _schemas(questions: list[Question]) -> dict[str, Any]:
     from schemas.introspect import introspect_url
 
-    return {q.db_id: introspect_url(f"sqlite:///{q.path}") for q in questions}
+    paths = {q.db_id: q.path for q in questions}  # one introspection per database, not per question
+    return {db_id: introspect_url(f"sqlite:///{path}") for db_id, path in paths.items()}
 
 
 def _request(q: Question, schema: Any, budget: int) -> Any:

@@ -338,13 +338,18 @@ def load_config(path: Path | str) -> DeployConfig:
     try:
         return DeployConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "config"
-        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise DeployConfigError(path, f"{where}: {message}{more}") from None
+        raise DeployConfigError(path, first_error(exc, where="config")) from None
     except SourceError as exc:
         raise DeployConfigError(path, exc.message) from None
+
+
+def first_error(exc: ValidationError, *, where: str) -> str:
+    """A validation error as one line: the first problem's field and message, and how many more."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or where
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{field}: {message}{more}"
 
 
 def selected_profile(config: DeployConfig, environ: Mapping[str, str], *, path: Path | str = PROFILE_ENV) -> Profile:

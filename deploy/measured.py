@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from deploy.config import DeployConfigError
+from deploy.config import DeployConfigError, first_error
 
 
 class MeasuredFileError(DeployConfigError):
@@ -125,11 +125,7 @@ def _engine_bench(path: Path, data: dict[str, Any]) -> EngineBench:
     try:
         return EngineBench.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "file"
-        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise MeasuredFileError(path, f"{where}: {message}{more}") from None
+        raise MeasuredFileError(path, first_error(exc, where="file")) from None
 
 
 def read_measured_file(path: Path) -> dict[str, dict[str, Any]] | EngineBench:

@@ -177,10 +177,7 @@ class LlamaCppEngine:
         if name in self._lora_paths:
             raise EngineError(f"adapter '{name}' is already loaded")
         if path.is_dir() or path.suffix != ".gguf":
-            raise EngineError(
-                f"adapter '{name}': the llama.cpp engine loads LoRA adapters as .gguf files "
-                "(convert it with llama.cpp's convert_lora_to_gguf.py, or use CHAT2SQL_ENGINE=transformers)"
-            )
+            raise not_a_gguf_adapter(name)
         adapter = self._ll.llama_adapter_lora_init(self._model.model, str(path).encode("utf-8"))
         if not adapter:
             raise EngineError(f"adapter '{name}': llama.cpp could not load {path.name} for this model")
@@ -425,13 +422,16 @@ class LlamaCppEngine:
         return cached + own
 
     def _drop(self, prefix: _Prefix) -> None:
-        self._ll.llama_memory_seq_rm(self._ctx.memory, prefix.seq, -1, -1)
         del self._cache[prefix.seq]
-        self._free.add(prefix.seq)
+        self._free_seq(prefix.seq)
 
     def _release(self, running: _Running) -> None:
-        self._ll.llama_memory_seq_rm(self._ctx.memory, running.seq, -1, -1)
-        self._free.add(running.seq)
+        self._free_seq(running.seq)
+
+    def _free_seq(self, seq: int) -> None:
+        """Forget a sequence's cells (those no other sequence shares are freed) and reuse its id."""
+        self._ll.llama_memory_seq_rm(self._ctx.memory, seq, -1, -1)
+        self._free.add(seq)
 
     def _finish(self, running: _Running) -> None:
         self._release(running)
@@ -463,6 +463,13 @@ class LlamaCppEngine:
     def _special_id(self, text: str) -> int | None:
         tokens = self.tokenize(text)
         return tokens[0] if len(tokens) == 1 else None
+
+
+def not_a_gguf_adapter(name: str) -> EngineError:
+    return EngineError(
+        f"adapter '{name}': the llama.cpp engine loads LoRA adapters as .gguf files "
+        "(convert it with llama.cpp's convert_lora_to_gguf.py, or use CHAT2SQL_ENGINE=transformers)"
+    )
 
 
 def _put(batch: Any, i: int, token: int, pos: int, seq: int, *, logits: bool) -> None:

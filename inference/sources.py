@@ -96,14 +96,14 @@ def resolve(source: ModelSource, *, cache_dir: Path, hf_token: str | None = None
 def gguf_file(source: ModelSource, *, cache_dir: Path) -> Path | None:
     """The GGUF file of a GGUF source (the embedded model joined and verified, or a local
     ``.gguf``), as the llama.cpp engine loads it: no conversion. None for other sources."""
+    if not is_gguf(source):
+        return None
     if source.kind == "pypi":
         return join_embedded_gguf(cache_dir / "gguf")
-    if source.kind == "path" and source.ref.endswith(".gguf"):
-        path = Path(source.ref).expanduser()
-        if not path.is_file():
-            raise SourceError(f"'{path}' is not a file")
-        return path
-    return None
+    path = Path(source.ref).expanduser()
+    if not path.is_file():
+        raise SourceError(f"'{path}' is not a file")
+    return path
 
 
 def is_gguf(source: ModelSource) -> bool:

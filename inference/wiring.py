@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from chat2sql.ratelimit import make_rate_limiter
 from chat2sql.settings import Settings
-from inference.engine import Engine, EngineConfig, GenerationEngine
+from inference.engine import Engine, EngineConfig, EngineError, GenerationEngine
 from inference.keys import KeyStore
 from inference.server import build_app
 from inference.service import Worker, WorkerOptions
@@ -31,12 +31,13 @@ def engine_loader(
         choice = choose_engine(settings, source, adapter_list)
         engine: GenerationEngine
         if choice == "llamacpp":
-            from inference.llamacpp import LlamaCppConfig, LlamaCppEngine
+            from inference.llamacpp import LlamaCppConfig, LlamaCppEngine, not_a_gguf_adapter
 
+            for name, adapter in adapter_list.items():  # before anything is joined or loaded
+                if not is_gguf(adapter):
+                    raise not_a_gguf_adapter(name)
             path = gguf_file(source, cache_dir=settings.model_cache_dir)
             if path is None:
-                from inference.engine import EngineError
-
                 raise EngineError(f"the llama.cpp engine needs a GGUF model; '{source}' is not one")
             engine = LlamaCppEngine.load(
                 LlamaCppConfig(
@@ -62,7 +63,7 @@ def engine_loader(
                 if choice == "llamacpp"
                 else resolve(adapter, cache_dir=settings.model_cache_dir, hf_token=token)
             )
-            assert adapter_path is not None  # choose_engine took llama.cpp only for GGUF adapters
+            assert adapter_path is not None  # every adapter is a GGUF file when the engine is llama.cpp (above)
             engine.load_adapter(name, adapter_path)
         return engine
 

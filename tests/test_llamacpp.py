@@ -20,7 +20,7 @@ from inference.prompts import PromptTooLong, build_prompt, prompt_for
 from inference.protocol import GenerateRequest
 from inference.service import Worker, WorkerOptions
 from inference.sources import parse_source
-from inference.wiring import choose_engine
+from inference.wiring import choose_engine, engine_loader
 from schemas.introspect import introspect_url
 from schemas.render import render_schema
 from tests.models import build_gguf_lora, embedded_gguf
@@ -275,6 +275,15 @@ def test_auto_picks_llamacpp_for_a_gguf_model_on_a_cpu() -> None:
     assert choose_engine(_settings(device="cpu", quantization="nf4"), embedded, {}) == "transformers"
     assert choose_engine(_settings(device="cuda"), embedded, {}) == "transformers"
     assert choose_engine(_settings(device="cpu", engine="transformers"), embedded, {}) == "transformers"
+
+
+def test_llamacpp_asked_for_with_a_peft_adapter_says_so_before_loading(tmp_path: Path) -> None:
+    settings = _settings(
+        data_dir=tmp_path / "data", device="cpu", engine="llamacpp", adapters={"seed": {"source": "hub:a/seed@rev"}}
+    )
+    with pytest.raises(EngineError, match=r"adapter 'seed': the llama.cpp engine loads LoRA adapters as \.gguf"):
+        engine_loader(settings)()
+    assert not (tmp_path / "data").exists()  # nothing joined, downloaded or written
 
 
 def test_auto_dtype_is_float32_on_a_cpu_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
