@@ -64,6 +64,9 @@ def assistant_config(settings: Settings) -> AssistantConfig:
         examples_min_similarity=settings.examples_min_similarity,
         clarify=settings.clarify_unmatched,
         max_input_tokens=settings.max_input_tokens,
+        candidates=settings.candidates,
+        temperature=settings.candidate_temperature,
+        value_links=settings.value_links,
     )
 
 

@@ -120,13 +120,20 @@ HELP = """Ask me a question about your data and I'll write the SQL.
 Admins: `admin register NAME URL [description] [--allow-privileged]`, `admin list`, `admin describe NAME`,
 `admin refresh NAME`, `admin remove NAME`, `admin grant NAME CHANNEL`, `admin revoke NAME CHANNEL`,
 `admin functions NAME [allow|disallow FUNC…]`.
+Glossary: `admin define NAME "term" => meaning` (or a metric: `admin define NAME revenue => SUM(t.col)`;
+say `term` or `metric` before the name to choose), `admin describe NAME TABLE.COLUMN => meaning`,
+`admin hide NAME TABLE.COLUMN`, `admin unhide NAME TABLE.COLUMN`, `admin undefine NAME "term"`,
+`admin glossary NAME [history]`.
 Every query is checked and runs read-only."""
 
 ADMIN_USAGE = (
     "`admin register NAME URL [description]` | `admin list` | `admin describe NAME` | `admin refresh NAME` | "
     "`admin remove NAME` | `admin grant NAME CHANNEL` | `admin revoke NAME CHANNEL` | "
     "`admin examples NAME` | `admin example add NAME QUESTION => SQL` | `admin example remove ID` | "
-    "`admin functions NAME [allow|disallow FUNC…]`"
+    "`admin functions NAME [allow|disallow FUNC…]` | "
+    '`admin define NAME [term|metric] "NAME" => DEFINITION` | `admin describe NAME TABLE.COLUMN => TEXT` | '
+    '`admin hide NAME TABLE.COLUMN` | `admin unhide NAME TABLE.COLUMN` | `admin undefine NAME "NAME"` | '
+    "`admin glossary NAME [history]`"
 )
 
 
@@ -158,6 +165,86 @@ def no_examples(database: str) -> str:
         f"`{database}` has no verified examples yet: an admin's 👍 on a good answer keeps one, "
         f"or `admin example add {database} QUESTION => SQL`."
     )
+
+
+# --- the glossary (admin define / describe / hide / unhide / undefine / glossary) -------------
+
+GLOSSARY_KIND_WORDS = {"term": "term", "metric": "metric", "column": "column description", "hidden": "hidden column"}
+
+
+def glossary_invalid(what: str, problem: str) -> str:
+    return f"That glossary {what} {problem}. Nothing was changed."
+
+
+def glossary_unknown_column(database: str, column: str, table: str | None, *, table_exists: bool) -> str:
+    if table is None:
+        found = f"no table of `{database}` has a column `{column}`"
+    elif not table_exists:
+        found = f"`{database}` has no table `{table}` (for `{table}.{column}`)"
+    else:
+        found = f"the table `{table}` of `{database}` has no column `{column}`"
+    return f"Unknown column: {found}. Check `admin describe {database}`; nothing was changed."
+
+
+def glossary_invalid_metric(database: str, problem: str) -> str:
+    return (
+        f"That metric for `{database}` is not valid: {problem}. Write one SQL expression over its columns, "
+        "e.g. `SUM(orders.amount)`, or say `term` before the name for a definition in words. Nothing was changed."
+    )
+
+
+def glossary_hidden_in_use(database: str, column: str, metric: str | None) -> str:
+    if metric is None:
+        return f"`{column}` is hidden on `{database}`, so a metric cannot use it. Nothing was changed."
+    return (
+        f"The metric `{metric}` of `{database}` uses `{column}`: undefine it before hiding the column. "
+        "Nothing was changed."
+    )
+
+
+def glossary_unchanged(database: str, kind: str, name: str, version: int) -> str:
+    return f"The {GLOSSARY_KIND_WORDS.get(kind, kind)} `{name}` of `{database}` is unchanged (still v{version})."
+
+
+def glossary_defined(database: str, kind: str, name: str, version: int) -> str:
+    if kind == "hidden":
+        return f"`{name}` of `{database}` is now hidden: the model no longer sees it or its values."
+    what = GLOSSARY_KIND_WORDS.get(kind, kind)
+    return f"Stored the {what} `{name}` for `{database}` (v{version})."
+
+
+def glossary_removed(database: str, name: str, *, hidden: bool) -> str:
+    if hidden:
+        return f"`{name}` of `{database}` is visible to the model again."
+    return f"Removed `{name}` from the glossary of `{database}` (its history is kept)."
+
+
+def glossary_not_found(database: str, name: str, *, hidden: bool) -> str:
+    if hidden:
+        return f"`{name}` is not hidden on `{database}`. Nothing was changed."
+    return f"The glossary of `{database}` has no entry `{name}`. See `admin glossary {database}`."
+
+
+def glossary_empty(database: str) -> str:
+    return f'`{database}` has no glossary entries yet: `admin define {database} "term" => meaning` adds one.'
+
+
+def glossary_title(database: str, count: int, *, history: bool) -> str:
+    if history:
+        return f"Glossary history of `{database}` ({count} versions):"
+    return f"Glossary of `{database}` ({count} entries):"
+
+
+def glossary_line(kind: str, name: str, definition: str, version: int, *, active: bool = True) -> str:
+    what = GLOSSARY_KIND_WORDS.get(kind, kind)
+    text = "" if kind == "hidden" else (f" = {definition}" if kind == "metric" else f": {definition}")
+    state = "" if active else ", inactive"
+    return f"• {what} `{name}`{text} (v{version}{state})"
+
+
+def glossary_used(hint: str, version: int) -> str:
+    """A line of an answer's explanation: a glossary entry the answer relies on."""
+    return f"Glossary: {hint} (v{version})"
 
 
 def registry_unusable(reason: str) -> str:

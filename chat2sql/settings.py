@@ -144,6 +144,16 @@ class Settings(BaseSettings):
     clarify_unmatched: bool = Field(
         default=True, description="Ask which data is meant when a question matches nothing in the schema."
     )
+    candidates: int = Field(
+        default=0,
+        ge=0,
+        le=8,
+        description="Sampled candidates beside the greedy answer, chosen among by their results (0: greedy only).",
+    )
+    candidate_temperature: float = Field(default=0.7, gt=0, le=2.0, description="Sampling temperature of candidates.")
+    value_links: bool = Field(
+        default=True, description="Tell the model which columns hold the values a question names."
+    )
     warmup_wait_s: float = Field(default=240.0, ge=0, le=900, description="How long a question waits on a cold worker.")
 
     # --- the chat server (python -m bot serve) -------------------------------------------

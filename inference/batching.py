@@ -24,7 +24,15 @@ log = logging.getLogger(__name__)
 
 
 class Generator(Protocol):
-    def generate(self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int) -> list[Completion]: ...
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        adapters: list[str | None],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[Completion]: ...
 
 
 @runtime_checkable
@@ -38,6 +46,10 @@ class SelfBatching(Protocol):
         self, prompt: str, *, adapter: str | None, max_new_tokens: int
     ) -> concurrent.futures.Future[Batched]: ...
 
+    def submit_samples(
+        self, prompt: str, *, adapter: str | None, max_new_tokens: int, n: int, temperature: float, seed: int = 0
+    ) -> list[concurrent.futures.Future[Batched]]: ...
+
 
 class Scheduler(Protocol):
     @property
@@ -48,6 +60,12 @@ class Scheduler(Protocol):
     async def stop(self) -> None: ...
 
     async def submit(self, prompt: str, *, adapter: str | None, max_new_tokens: int) -> Batched: ...
+
+    async def submit_samples(
+        self, prompt: str, *, adapter: str | None, max_new_tokens: int, n: int, temperature: float, seed: int = 0
+    ) -> list[Batched]:
+        """The greedy completion, then ``n`` sampled at ``temperature``, for one prompt."""
+        ...
 
 
 def scheduler_for(engine: Generator | SelfBatching, *, max_batch_size: int, max_wait_s: float) -> Scheduler:
@@ -77,6 +95,14 @@ class EngineScheduler:
         future = self._engine.submit(prompt, adapter=adapter, max_new_tokens=max_new_tokens)
         return await asyncio.wrap_future(future)
 
+    async def submit_samples(
+        self, prompt: str, *, adapter: str | None, max_new_tokens: int, n: int, temperature: float, seed: int = 0
+    ) -> list[Batched]:
+        futures = self._engine.submit_samples(
+            prompt, adapter=adapter, max_new_tokens=max_new_tokens, n=n, temperature=temperature, seed=seed
+        )
+        return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+
 
 @dataclass
 class _Pending:
@@ -85,6 +111,8 @@ class _Pending:
     max_new_tokens: int
     future: asyncio.Future[Batched]
     enqueued: float = field(default_factory=time.perf_counter)
+    temperature: float = 0.0
+    seed: int = 0
 
 
 class Batcher:
@@ -114,10 +142,26 @@ class Batcher:
             self._task = None
 
     async def submit(self, prompt: str, *, adapter: str | None, max_new_tokens: int) -> Batched:
+        return await self._submit(_Pending(prompt, adapter, max_new_tokens, self._future()))
+
+    async def submit_samples(
+        self, prompt: str, *, adapter: str | None, max_new_tokens: int, n: int, temperature: float, seed: int = 0
+    ) -> list[Batched]:
+        """The samples share one sampled ``generate`` call (a batch of their own)."""
+        greedy = _Pending(prompt, adapter, max_new_tokens, self._future())
+        sampled = [
+            _Pending(prompt, adapter, max_new_tokens, self._future(), temperature=temperature, seed=seed)
+            for _ in range(n)
+        ]
+        return list(await asyncio.gather(*(self._submit(p) for p in (greedy, *sampled))))
+
+    def _future(self) -> asyncio.Future[Batched]:
+        return asyncio.get_running_loop().create_future()
+
+    async def _submit(self, pending: _Pending) -> Batched:
         self.start()
-        future: asyncio.Future[Batched] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(prompt, adapter, max_new_tokens, future))
-        return await future
+        await self._queue.put(pending)
+        return await pending.future
 
     async def _run(self) -> None:
         while True:
@@ -141,10 +185,10 @@ class Batcher:
         return [p for p in batch if not p.future.cancelled()]
 
     def _groups(self, batch: list[_Pending]) -> list[list[_Pending]]:
-        # Adapters mix in one call (peft's adapter_names); lengths do not.
-        groups: dict[int, list[_Pending]] = defaultdict(list)
+        # Adapters mix in one call (peft's adapter_names); lengths and sampling do not.
+        groups: dict[tuple[int, float, int], list[_Pending]] = defaultdict(list)
         for pending in batch:
-            groups[pending.max_new_tokens].append(pending)
+            groups[(pending.max_new_tokens, pending.temperature, pending.seed)].append(pending)
         return list(groups.values())
 
     async def _generate(self, group: list[_Pending]) -> None:
@@ -155,6 +199,8 @@ class Batcher:
                 [p.prompt for p in group],
                 adapters=[p.adapter for p in group],
                 max_new_tokens=group[0].max_new_tokens,
+                temperature=group[0].temperature,
+                seed=group[0].seed,
             )
         except Exception as exc:
             log.exception("generation failed", extra={"fields": {"batch_size": len(group)}})

@@ -85,7 +85,18 @@ class GenerationEngine(Protocol):
 
     def remove_adapter(self, name: str) -> None: ...
 
-    def generate(self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int) -> list[Completion]: ...
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        adapters: list[str | None],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[Completion]: ...
+
+
+TOP_K, TOP_P = 40, 0.95  # what sampling keeps (temperature > 0), as the llama.cpp engine
 
 
 class Engine:
@@ -169,7 +180,16 @@ class Engine:
             self._model.delete_adapter(name)
             del self._adapters[name]
 
-    def generate(self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int) -> list[Completion]:
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        adapters: list[str | None],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[Completion]:
+        """Greedy completions, or sampled ones at ``temperature`` (> 0) from ``seed``."""
         """Greedy completions for a batch; each row may use its own adapter (or none)."""
         import torch
 
@@ -182,13 +202,15 @@ class Engine:
             with self._tokenizer_lock:
                 batch = self._tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
             batch = {k: v.to(self._model.device) for k, v in batch.items()}
-            kwargs: dict[str, Any] = {}
+            kwargs: dict[str, Any] = {"do_sample": False}
+            if temperature > 0:
+                torch.manual_seed(seed)
+                kwargs = {"do_sample": True, "temperature": temperature, "top_k": TOP_K, "top_p": TOP_P}
             if self._adapters:
                 kwargs["adapter_names"] = [a or BASE_ADAPTER for a in adapters]
             with torch.inference_mode():
                 output = self._model.generate(
                     **batch,
-                    do_sample=False,
                     max_new_tokens=max_new_tokens,
                     eos_token_id=self._stop_ids,
                     pad_token_id=self._tokenizer.pad_token_id,

@@ -164,3 +164,164 @@ def mcnemar(only_a: int, only_b: int) -> McNemar:
         p_value=math.erfc(math.sqrt(chi2 / 2)),
         method="chi-square, continuity corrected",
     )
+
+
+# --- Spider's hardness ----------------------------------------------------------------------
+
+HARDNESS_LEVELS = ("easy", "medium", "hard", "extra")
+
+
+def hardness(sql: str) -> str:
+    """Spider's difficulty of a gold query: ``eval_hardness`` of Spider's ``evaluation.py``
+    (taoyds/spider), re-implemented on a sqlglot parse. ValueError when ``sql`` does not parse.
+
+    Only the outermost query is looked at (for ``A UNION B``, the query ``A``), as in Spider:
+
+    * component 1: one each for WHERE, GROUP BY, ORDER BY and LIMIT, one per joined table
+      beyond the first, one per OR and one per LIKE in the join conditions, WHERE and HAVING;
+    * component 2: nested queries: one per subquery value of a condition (join, WHERE,
+      HAVING) and one for a UNION, INTERSECT or EXCEPT;
+    * others: one each for more than one "aggregation", more than one selected column, more
+      than one WHERE condition and more than one GROUP BY column.
+
+    Spider's aggregation count has two quirks kept here so the levels agree with Spider's:
+    a condition's first field is its NOT flag, so in WHERE it counts conditions written
+    ``NOT IN``/``NOT LIKE``/``NOT BETWEEN``, not aggregates, and HAVING counts those plus
+    every AND/OR between its conditions (``'and'[0] != 0``). SELECT items count when the
+    item itself is MAX/MIN/COUNT/SUM/AVG (``max(a) - min(a)`` does not), ORDER BY counts
+    the aggregated operands of each item.
+
+    >>> hardness("SELECT count(*) FROM singer")
+    'easy'
+    >>> hardness("SELECT name, country, age FROM singer ORDER BY age DESC")
+    'medium'
+    >>> hardness("SELECT name FROM stadium WHERE stadium_id NOT IN (SELECT stadium_id FROM concert)")
+    'hard'
+    """
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except SqlglotError as err:
+        raise ValueError(f"not parseable SQL: {str(err).splitlines()[0] if str(err) else sql!r}") from None
+    set_operation = isinstance(_unwrap(tree), exp.SetOperation)
+    select = _leftmost_select(tree)
+    if select is None:
+        raise ValueError(f"not a SELECT: {sql!r}")
+    comp1, comp2, others = _spider_counts(select)
+    comp2 += int(set_operation)
+    return _level(comp1, comp2, others)
+
+
+def _level(comp1: int, comp2: int, others: int) -> str:
+    """``eval_hardness``'s thresholds, as Spider writes them."""
+    if comp1 <= 1 and others == 0 and comp2 == 0:
+        return "easy"
+    if (others <= 2 and comp1 <= 1 and comp2 == 0) or (comp1 <= 2 and others < 2 and comp2 == 0):
+        return "medium"
+    if (
+        (others > 2 and comp1 <= 2 and comp2 == 0)
+        or (2 < comp1 <= 3 and others <= 2 and comp2 == 0)
+        or (comp1 <= 1 and others == 0 and comp2 <= 1)
+    ):
+        return "hard"
+    return "extra"
+
+
+def _unwrap(node: Any) -> Any:
+    from sqlglot import exp
+
+    while isinstance(node, exp.Subquery | exp.Paren):
+        node = node.this
+    return node
+
+
+def _leftmost_select(tree: Any) -> Any:
+    """The query Spider's parser reads first: for ``A UNION B``, ``A`` (the rest is nested)."""
+    from sqlglot import exp
+
+    node = _unwrap(tree)
+    while isinstance(node, exp.SetOperation):
+        node = _unwrap(node.this)
+    return node if isinstance(node, exp.Select) else None
+
+
+def _conditions(node: Any) -> tuple[list[Any], list[str]]:
+    """A boolean expression as Spider's flat condition list: the conditions in order and
+    the ``and``/``or`` between them."""
+    from sqlglot import exp
+
+    node = _unwrap(node) if isinstance(node, exp.Paren) else node
+    if isinstance(node, exp.And | exp.Or):
+        left, left_ops = _conditions(node.this)
+        right, right_ops = _conditions(node.expression)
+        return left + right, [*left_ops, "and" if isinstance(node, exp.And) else "or", *right_ops]
+    return [node], []
+
+
+def _spider_counts(select: Any) -> tuple[int, int, int]:
+    """``count_component1``, ``count_component2`` (without set operations), ``count_others``."""
+    from sqlglot import exp
+
+    aggregates = (exp.Max, exp.Min, exp.Count, exp.Sum, exp.Avg)
+
+    def clause(key: str) -> tuple[list[Any], list[str]]:
+        part = select.args.get(key)
+        return _conditions(part.this) if part is not None else ([], [])
+
+    joins = select.args.get("joins") or []
+    join_conds: list[Any] = []
+    join_ops: list[str] = []
+    for join in joins:
+        on = join.args.get("on")
+        if on is None:
+            continue
+        conds, ops = _conditions(on)
+        join_ops += (["and"] if join_conds else []) + ops  # Spider joins successive ONs with 'and'
+        join_conds += conds
+    where, where_ops = clause("where")
+    having, having_ops = clause("having")
+    group = select.args.get("group")
+    group_items = list(group.expressions) if group is not None else []
+    order = select.args.get("order")
+    order_items = [o.this if isinstance(o, exp.Ordered) else o for o in order.expressions] if order else []
+    all_conds = join_conds + where + having
+
+    def inner(cond: Any) -> Any:
+        return cond.this if isinstance(cond, exp.Not) else cond
+
+    def negated(cond: Any) -> bool:  # Spider's not_op: x NOT IN / NOT LIKE / NOT BETWEEN …, not IS NOT
+        if isinstance(cond, exp.Not):
+            return not isinstance(cond.this, exp.Is)
+        return bool(cond.args.get("negate"))  # sqlglot writes NOT LIKE as Like(negate=True)
+
+    def nested(cond: Any) -> int:
+        core = inner(cond)
+        if isinstance(core, exp.Exists):
+            return 1
+        values = [v for k, v in core.args.items() if k != "this" and isinstance(v, exp.Expression)]
+        return sum(1 for v in values if isinstance(_unwrap(v), exp.Select | exp.SetOperation))
+
+    def is_aggregate(node: Any) -> bool:
+        return isinstance(_unwrap(node), aggregates)
+
+    comp1 = sum(1 for key in ("where", "group", "order", "limit") if select.args.get(key) is not None)
+    if select.args.get("from_", select.args.get("from")) is not None:
+        comp1 += len(joins)  # table units beyond the first
+    comp1 += (join_ops + where_ops + having_ops).count("or")
+    comp1 += sum(1 for c in all_conds if isinstance(inner(c), exp.Like))
+
+    comp2 = sum(nested(c) for c in all_conds)
+
+    agg = sum(1 for e in select.expressions if is_aggregate(e.unalias()))
+    agg += sum(1 for c in where if negated(c))
+    agg += sum(1 for g in group_items if is_aggregate(g))
+    for item in order_items:
+        item = _unwrap(item)
+        operands = [item.this, item.expression] if isinstance(item, exp.Add | exp.Sub | exp.Mul | exp.Div) else [item]
+        agg += sum(1 for operand in operands if is_aggregate(operand))
+    agg += sum(1 for c in having if negated(c)) + len(having_ops)
+    others = int(agg > 1) + int(len(select.expressions) > 1) + int(len(where) > 1) + int(len(group_items) > 1)
+    return comp1, comp2, others

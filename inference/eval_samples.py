@@ -8,7 +8,9 @@ the date the set is built on.
 
 ``python -m inference.eval_samples DIR`` writes a complete Spider folder to DIR (dev.json,
 tables.json, database/<db_id>/<db_id>.sqlite) that ``python -m inference.eval --data DIR``
-reads.
+reads. ``--set glossary`` writes ``inference/evalsets/glossary`` instead: questions that need
+the business glossary in its ``glossary.json`` (terms, metrics, a column description), on the
+same databases, to compare ``glossary=on`` with ``glossary=off``.
 """
 
 from __future__ import annotations
@@ -24,15 +26,21 @@ from typing import Any
 from bot.samples import SAMPLES, build_sample
 
 SHIPPED = Path(__file__).parent / "evalsets" / "samples"
+SETS = {"samples": SHIPPED, "glossary": Path(__file__).parent / "evalsets" / "glossary"}
+OPTIONAL_FILES = ("glossary.json",)  # copied when the set has them
 # The samples anchor "last month" on this day; the gold SQL uses no date-relative function.
 TODAY = date(2025, 6, 15)
 
 
 def build(target: Path, *, source: Path = SHIPPED, today: date = TODAY) -> Path:
-    """Copy the questions and build the databases into ``target``; returns ``target``."""
+    """Copy the questions (and the glossary, if the set has one) and build the databases into
+    ``target``; returns ``target``."""
     target.mkdir(parents=True, exist_ok=True)
     for name in ("dev.json", "tables.json"):
         shutil.copyfile(source / name, target / name)
+    for name in OPTIONAL_FILES:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, target / name)
     for db_id in SAMPLES:
         build_sample(db_id, target / "database" / db_id / f"{db_id}.sqlite", today=today)
     return target
@@ -86,9 +94,10 @@ def write_tables(folder: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m inference.eval_samples", description=__doc__.split("\n\n")[0])
     parser.add_argument("target", type=Path, help="folder to write the Spider-format set to")
+    parser.add_argument("--set", choices=tuple(SETS), default="samples", help="which shipped set (default samples)")
     args = parser.parse_args(argv)
-    build(args.target)
-    print(f"built {args.target} ({', '.join(SAMPLES)}, today={TODAY.isoformat()})")
+    build(args.target, source=SETS[args.set])
+    print(f"built {args.target} ({args.set}: {', '.join(SAMPLES)}, today={TODAY.isoformat()})")
     return 0
 
 

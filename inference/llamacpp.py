@@ -15,6 +15,10 @@ same way (system prompt + schema of its database) for free and pays only for its
   least recently used slots go when ``cache_tokens`` cells are not enough.
 - **Greedy decoding** (argmax), stopping on ``<|im_end|>`` and ``<|endoftext|>`` and on the
   model's own end-of-generation tokens; token counts come from the model's own tokenizer.
+- **Sampled candidates on one prompt** (``submit_samples``): the greedy answer reads the
+  prompt; each sample starts once it has, from the cached prompt (one token of its own to
+  read), and draws its tokens with a temperature, top-k and top-p from its own seeded
+  generator, so the same request samples the same candidates.
 - **LoRA adapters as GGUF** load by name; the questions of one batch share an adapter (a
   llama.cpp context applies one set), and a cached prefix serves only its own adapter.
 """
@@ -34,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inference.engine import STOP_TOKENS, Batched, Completion, EngineError
+from inference.engine import STOP_TOKENS, TOP_K, TOP_P, Batched, Completion, EngineError
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,14 @@ class _Request:
     max_new_tokens: int
     future: concurrent.futures.Future[Batched]
     enqueued: float = field(default_factory=time.perf_counter)
+    temperature: float = 0.0  # 0: greedy
+    seed: int = 0
+    after: _Request | None = None  # starts once this request has read the (same) prompt
+    read: bool = False  # its prompt has been read (its cells are in the cache)
+    rng: Any = None
+
+    def ready(self) -> bool:
+        return self.after is None or self.after.read or self.after.future.done()
 
 
 @dataclass
@@ -192,6 +204,31 @@ class LlamaCppEngine:
 
     def submit(self, prompt: str, *, adapter: str | None, max_new_tokens: int) -> concurrent.futures.Future[Batched]:
         """Queue one prompt; the future resolves when its answer is complete."""
+        tokens = self._checked(prompt, adapter, max_new_tokens)
+        future: concurrent.futures.Future[Batched] = concurrent.futures.Future()
+        self._queue.put(_Request(tokens, adapter, max_new_tokens, future))
+        return future
+
+    def submit_samples(
+        self, prompt: str, *, adapter: str | None, max_new_tokens: int, n: int, temperature: float, seed: int = 0
+    ) -> list[concurrent.futures.Future[Batched]]:
+        """The greedy answer and ``n`` sampled ones for one prompt, read once: futures in
+        that order. The samples wait until the greedy one has read the prompt, then copy
+        its cells from the cache."""
+        tokens = self._checked(prompt, adapter, max_new_tokens)
+        leader = _Request(tokens, adapter, max_new_tokens, concurrent.futures.Future())
+        requests = [leader] + [
+            _Request(
+                tokens, adapter, max_new_tokens, concurrent.futures.Future(), temperature=temperature,
+                seed=seed + i, after=leader,
+            )
+            for i in range(1, n + 1)
+        ]  # fmt: skip
+        for request in requests:
+            self._queue.put(request)
+        return [r.future for r in requests]
+
+    def _checked(self, prompt: str, adapter: str | None, max_new_tokens: int) -> list[int]:
         if adapter is not None and adapter not in self._lora_paths:
             raise EngineError(f"adapter '{adapter}' is not loaded")
         if self._closed:
@@ -204,9 +241,7 @@ class LlamaCppEngine:
                 f"the prompt ({len(tokens)} tokens) and its answer do not fit the engine's "
                 f"{self._n_ctx} cells (CHAT2SQL_LLAMACPP_CACHE_TOKENS)"
             )
-        future: concurrent.futures.Future[Batched] = concurrent.futures.Future()
-        self._queue.put(_Request(tokens, adapter, max_new_tokens, future))
-        return future
+        return tokens
 
     def generate(self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int) -> list[Completion]:
         """Greedy completions for a batch (they decode together), as the transformers engine."""
@@ -274,13 +309,15 @@ class LlamaCppEngine:
     def _admit(self) -> None:
         """Start waiting questions while sequences and cells allow, oldest first, all on the
         running questions' adapter (a context applies one set of adapters at a time)."""
-        while self._waiting and len(self._running) < self.config.parallel:
-            request = self._waiting[0]
+        while len(self._running) < self.config.parallel:
+            request = next((r for r in self._waiting if r.ready()), None)
+            if request is None:
+                break
             if self._running and request.adapter != self._current_adapter:
                 return
             if not self._make_room(request):
                 return
-            self._waiting.pop(0)
+            self._waiting.remove(request)
             if request.adapter != self._current_adapter:
                 self._set_adapter(request.adapter)
             self._running.append(self._start(request))
@@ -359,7 +396,7 @@ class LlamaCppEngine:
         done: list[_Running] = []
         for running, row in rows:
             first = not running.generated
-            token = self._argmax(row)
+            token = self._pick(row, running.request)
             if first:
                 self._remember(running)
             if token in self._stop_ids or ll.llama_vocab_is_eog(self._model.vocab, token):
@@ -372,14 +409,20 @@ class LlamaCppEngine:
             self._running.remove(running)
             self._finish(running)
 
-    def _argmax(self, row: int) -> int:
+    def _pick(self, row: int, request: _Request) -> int:
+        """The next token: the most likely one, or one drawn with the request's temperature."""
         import numpy as np
 
-        logits = self._ll.llama_get_logits_ith(self._ctx.ctx, row)
-        return int(np.argmax(np.ctypeslib.as_array(logits, shape=(self._n_vocab,))))
+        logits = np.ctypeslib.as_array(self._ll.llama_get_logits_ith(self._ctx.ctx, row), shape=(self._n_vocab,))
+        if request.temperature <= 0:
+            return int(np.argmax(logits))
+        if request.rng is None:
+            request.rng = np.random.default_rng(request.seed)
+        return int(sample_token(logits, temperature=request.temperature, rng=request.rng))
 
     def _remember(self, running: _Running) -> None:
         """Keep the prompt just read as a cache slot; it replaces the slots it mostly repeats."""
+        running.request.read = True
         tokens = tuple(running.request.tokens)
         adapter = running.request.adapter
         for prefix in list(self._cache.values()):
@@ -463,6 +506,27 @@ class LlamaCppEngine:
     def _special_id(self, text: str) -> int | None:
         tokens = self.tokenize(text)
         return tokens[0] if len(tokens) == 1 else None
+
+
+def sample_token(logits: Any, *, temperature: float, rng: Any) -> int:
+    """A token drawn from the ``TOP_K`` most likely, within ``TOP_P`` of their probability,
+    at ``temperature``.
+
+    >>> import numpy as np
+    >>> sample_token(np.array([0.0, 9.0, 1.0]), temperature=0.1, rng=np.random.default_rng(0))
+    1
+    """
+    import numpy as np
+
+    k = min(TOP_K, len(logits))
+    top = np.argpartition(logits, -k)[-k:]
+    scaled = logits[top].astype(np.float64) / temperature
+    probs = np.exp(scaled - scaled.max())
+    probs /= probs.sum()
+    order = np.argsort(-probs)
+    keep = order[: int(np.searchsorted(np.cumsum(probs[order]), TOP_P)) + 1]
+    kept = probs[keep] / probs[keep].sum()
+    return int(top[keep[int(rng.choice(len(keep), p=kept))]])
 
 
 def not_a_gguf_adapter(name: str) -> EngineError:

@@ -79,6 +79,8 @@ _FOLLOW_UP = (
 )
 
 _EXAMPLES_HEAD = "\n\nVerified examples for this database:"
+_HINTS_HEAD = "\n\nNotes:"
+_HINT = "\n- {hint}"
 _EXAMPLE = "\nQuestion: {question}\nSQL: {sql}"
 
 _BLOCK_SEPARATOR = "\n\n"  # between tables in schema_text, and in the prompt
@@ -140,6 +142,7 @@ def build_prompt(
     prior_question: str | None = None,
     prior_sql: str | None = None,
     examples: Sequence[tuple[str, str]] = (),
+    hints: Sequence[str] = (),
 ) -> str:
     """The exact model input. When ``max_tokens`` is set, whole tables are dropped from the
     end of the schema until the prompt fits: the question is never cut. The cut is found once,
@@ -148,7 +151,8 @@ def build_prompt(
     ``prior_question``/``prior_sql`` make it a follow-up; ``previous_sql``/``previous_error``
     a retry of the answer that failed. ``examples`` (verified question/SQL pairs) go after the
     schema in the ``schema`` format; the ``seed`` format is the adapter's training prompt and
-    stays byte for byte, so it takes none. Without examples the prompt is unchanged."""
+    stays byte for byte, so it takes none. ``hints`` (glossary entries, value links) follow
+    the examples as notes. Without examples or hints the prompt is unchanged."""
     fmt = get_format(format_name)
     follow_up = ""
     if prior_question and prior_sql:
@@ -160,7 +164,8 @@ def build_prompt(
         return _check_fits(prompt, max_tokens, count_tokens)
     head = _SCHEMA_V1_HEAD.format(dialect=_DIALECT_NAMES.get(dialect, dialect), db_id=database_name)
     shown = "".join(_EXAMPLE.format(question=q, sql=sql) for q, sql in examples)
-    tail = (_EXAMPLES_HEAD + shown if shown else "") + _SCHEMA_V1_TAIL.format(question=question) + follow_up + retry
+    notes = "".join(_HINT.format(hint=" ".join(h.split())) for h in hints)
+    tail = (_EXAMPLES_HEAD + shown if shown else "") + (_HINTS_HEAD + notes if notes else "") + _SCHEMA_V1_TAIL.format(question=question) + follow_up + retry
     blocks = schema_blocks(schema_text)
     if max_tokens is None or count_tokens is None:
         return head + _BLOCK_SEPARATOR.join(blocks) + tail
@@ -192,6 +197,7 @@ def prompt_for(
         prior_question=request.context.question if request.context else None,
         prior_sql=request.context.sql if request.context else None,
         examples=[(e.question, e.sql) for e in request.examples],
+        hints=request.hints,
     )
 
 

@@ -63,6 +63,9 @@ class PriorTurn(_Strict):
 
 
 MAX_EXAMPLES = 5
+MAX_HINTS = 12
+MAX_HINT_CHARS = 400
+MAX_SAMPLES = 8
 
 
 class Example(_Strict):
@@ -83,8 +86,23 @@ class GenerateRequest(_Strict):
     previous: PreviousAttempt | None = None
     context: PriorTurn | None = None
     examples: list[Example] = Field(default_factory=list, max_length=MAX_EXAMPLES)
+    # Notes for this question, shown after the schema: glossary entries, the columns whose
+    # values the question names ("'Aberdeen' is a value of airports.City").
+    hints: list[str] = Field(default_factory=list, max_length=MAX_HINTS)
+    # Extra candidates sampled on the same prompt beside the greedy answer (0: greedy only).
+    samples: int = Field(default=0, ge=0, le=MAX_SAMPLES)
+    temperature: float = Field(default=0.7, gt=0.0, le=2.0)
 
     _tokens = field_validator("question", "adapter", "prompt_format")(reject_control_tokens)
+
+    @field_validator("hints")
+    @classmethod
+    def _hints(cls, value: list[str]) -> list[str]:
+        for hint in value:
+            if not hint.strip() or len(hint) > MAX_HINT_CHARS:
+                raise ValueError(f"a hint must be 1 to {MAX_HINT_CHARS} characters")
+            reject_control_tokens(hint)
+        return value
 
     @field_validator("question")
     @classmethod
@@ -95,7 +113,8 @@ class GenerateRequest(_Strict):
 
 
 class GenerateResponse(BaseModel):
-    sql: str
+    sql: str  # the greedy answer
+    candidates: list[str] = Field(default_factory=list)  # the sampled ones (``samples``), in order
     raw_output: str
     adapter: str | None
     prompt_format: str

@@ -163,22 +163,29 @@ class Worker:
             prompt_for, request, fmt.name, max_tokens=self.options.max_input_tokens, count_tokens=engine.count_tokens
         )
         max_new = request.max_new_tokens or self.options.max_new_tokens
-        result = await batcher.submit(prompt, adapter=adapter, max_new_tokens=max_new)
-        completion = result.completion
+        if request.samples:
+            results = await batcher.submit_samples(
+                prompt, adapter=adapter, max_new_tokens=max_new, n=request.samples, temperature=request.temperature
+            )
+        else:
+            results = [await batcher.submit(prompt, adapter=adapter, max_new_tokens=max_new)]
+        result, completion = results[0], results[0].completion
+        completion_tokens = sum(r.completion.completion_tokens for r in results)
         latency_ms = (time.perf_counter() - started) * 1000
         self.metrics.latency.observe(latency_ms / 1000)
         self.metrics.queue.observe(result.queue_ms / 1000)
         self.metrics.batch_size.observe(result.batch_size)
-        self.metrics.tokens.labels("prompt").inc(completion.prompt_tokens)
-        self.metrics.tokens.labels("completion").inc(completion.completion_tokens)
+        self.metrics.tokens.labels("prompt").inc(completion.prompt_tokens)  # the prompt is read once
+        self.metrics.tokens.labels("completion").inc(completion_tokens)
         self.metrics.tokens.labels("cached").inc(completion.cached_tokens)
         return GenerateResponse(
             sql=extract_sql(completion.text),
+            candidates=[extract_sql(r.completion.text) for r in results[1:]],
             raw_output=completion.text,
             adapter=adapter,
             prompt_format=fmt.id,
             prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
+            completion_tokens=completion_tokens,
             latency_ms=round(latency_ms, 2),
             queue_ms=round(result.queue_ms, 2),
             cold_start=cold,

@@ -15,10 +15,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from chat2sql import log as chat2sql_log
+from chat2sql import messages
 from chat2sql.errors import Chat2SQLError
 from chat2sql.messages import user_message
 from chat2sql.settings import Settings
 from schemas import guard
+from schemas.glossary import GlossaryUnchanged
 from schemas.preview import ReadOnlyRunner, run_checked
 from schemas.registry import RegisteredDatabase, Registry, validate_function
 from schemas.render import render_schema
@@ -99,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.set_defaults(handler=_remove)
 
+    _glossary_parsers(sub)
+
     for command, handler, text in (
         ("check", _check, "check SQL with the guard"),
         ("run", _run, "run guard-accepted SQL as a read-only preview"),
@@ -114,6 +118,38 @@ def _parser() -> argparse.ArgumentParser:
         source.add_argument("--file", help="one statement per line; '-' for stdin")
         p.set_defaults(handler=handler)
     return parser
+
+
+def _glossary_parsers(sub: Any) -> None:
+    p = sub.add_parser("glossary", help="a database's glossary: terms, metrics, column notes, hidden columns")
+    p.add_argument("name")
+    p.add_argument("--history", action="store_true", help="every version, not only the active entries")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_glossary)
+
+    p = sub.add_parser("define", help="define a term (in words) or a metric (a SQL expression)")
+    p.add_argument("name")
+    p.add_argument("term", help="the term's or metric's name, e.g. 'active customer'")
+    p.add_argument("definition")
+    p.add_argument("--kind", choices=("term", "metric"), help="default: a metric if it reads as SQL over real columns")
+    p.set_defaults(handler=_define)
+
+    p = sub.add_parser("describe", help="describe a column for the model")
+    p.add_argument("name")
+    p.add_argument("column", help="TABLE.COLUMN")
+    p.add_argument("text")
+    p.set_defaults(handler=_describe)
+
+    for command, text in (("hide", "hide a column from the model"), ("unhide", "show a hidden column again")):
+        p = sub.add_parser(command, help=text)
+        p.add_argument("name")
+        p.add_argument("column", help="TABLE.COLUMN")
+        p.set_defaults(handler=_hide if command == "hide" else _unhide)
+
+    p = sub.add_parser("undefine", help="remove a term, metric or column description (its history is kept)")
+    p.add_argument("name")
+    p.add_argument("term")
+    p.set_defaults(handler=_undefine)
 
 
 def _positive_int(text: str) -> int:
@@ -203,6 +239,54 @@ def _refresh(args: argparse.Namespace, registry: Registry, _settings: Settings) 
 def _remove(args: argparse.Namespace, registry: Registry, _settings: Settings) -> int:
     registry.remove(args.name)
     print(f"removed {args.name}")
+    return EXIT_OK
+
+
+def _glossary(args: argparse.Namespace, registry: Registry, _settings: Settings) -> int:
+    name = registry.get(args.name).name
+    entries = registry.glossary.history(name) if args.history else registry.glossary.entries(name)
+    if args.json:
+        print(json.dumps([e.to_json() for e in entries], ensure_ascii=False))
+        return EXIT_OK
+    if not entries:
+        print(f"{name}: no glossary entries (python -m schemas define {name} TERM DEFINITION)")
+    for e in entries:
+        state = "" if e.active else "\tinactive"
+        print(f"{e.kind}\t{e.name}\t{e.definition}\tv{e.version}\t{e.created_by}{state}")
+    return EXIT_OK
+
+
+def _store_entry(registry: Registry, name: str, kind: str | None, key: str, definition: str) -> int:
+    try:
+        entry = registry.glossary.define(name, kind, key, definition, by=f"cli:{getpass.getuser()}")
+    except GlossaryUnchanged as same:
+        print(same.message)
+        return EXIT_OK
+    print(messages.glossary_defined(entry.database, entry.kind, entry.name, entry.version))
+    return EXIT_OK
+
+
+def _define(args: argparse.Namespace, registry: Registry, _settings: Settings) -> int:
+    return _store_entry(registry, args.name, args.kind, args.term, args.definition)
+
+
+def _describe(args: argparse.Namespace, registry: Registry, _settings: Settings) -> int:
+    return _store_entry(registry, args.name, "column", args.column, args.text)
+
+
+def _hide(args: argparse.Namespace, registry: Registry, _settings: Settings) -> int:
+    return _store_entry(registry, args.name, "hidden", args.column, "")
+
+
+def _unhide(args: argparse.Namespace, registry: Registry, _settings: Settings) -> int:
+    registry.glossary.remove(args.name, "hidden", args.column, by=f"cli:{getpass.getuser()}")
+    print(messages.glossary_removed(args.name, args.column, hidden=True))
+    return EXIT_OK
+
+
+def _undefine(args: argparse.Namespace, registry: Registry, _settings: Settings) -> int:
+    registry.glossary.remove(args.name, None, args.term, by=f"cli:{getpass.getuser()}")
+    print(messages.glossary_removed(args.name, args.term, hidden=False))
     return EXIT_OK
 
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -41,6 +41,9 @@ from schemas.connect import RegistrationPolicy, dialect_of, parse_url
 from schemas.crypto import UrlCipher, load_key
 from schemas.introspect import AccountReport, inspect_account_url, introspect_url
 from schemas.model import DatabaseSchema
+
+if TYPE_CHECKING:
+    from schemas.glossary import Glossary
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 FUNCTION_PATTERN = re.compile(r"[a-z_][a-z0-9_$]{0,62}(?:\.[a-z_][a-z0-9_$]{0,62})?")
@@ -162,6 +165,9 @@ class Registry:
         self._introspect = introspector
         self._accounts = accounts
         self._policy = policy
+        from schemas.values import ValueStore  # imported here: it builds on this module's Base
+
+        self.values = ValueStore(engine=engine, source=self)  # kept apart: get/list never load it
 
     @classmethod
     def open(cls, settings: Settings, *, introspector: Introspector | None = None) -> Registry:
@@ -216,7 +222,9 @@ class Registry:
                 session.commit()
             except IntegrityError:
                 raise DuplicateDatabase(name) from None
-            return _entry(row)
+            entry = _entry(row)
+        self.values.rebuild_quietly(name, url=url, schema=schema)  # after the schema is stored
+        return entry
 
     def get(self, name: str) -> RegisteredDatabase:
         with Session(self._engine) as session:
@@ -254,7 +262,9 @@ class Registry:
             row.refreshed_at = dt.datetime.now(dt.UTC)
             row.account_json = account.model_dump_json()
             session.commit()
-            return _entry(row), changed
+            entry = _entry(row)
+        self.values.rebuild_quietly(name, url=url, schema=schema)  # even if unchanged: the data may not be
+        return entry, changed
 
     def set_allowed_functions(self, name: str, functions: Iterable[str]) -> RegisteredDatabase:
         """Replace the extra SQL functions the guard may accept on ``name`` (lower-cased,
@@ -281,6 +291,15 @@ class Registry:
         with Session(self._engine) as session:
             session.delete(self._row(session, name))
             session.commit()
+        self.values.drop(name)
+        self.glossary.drop_database(name)
+
+    @property
+    def glossary(self) -> Glossary:
+        """The business glossary of the registered databases, kept in the registry's store."""
+        from schemas.glossary import Glossary  # imported here: schemas.glossary builds on this module's Base
+
+        return Glossary(engine=self._engine, schema_of=lambda name: self.get(name).schema)
 
     def _row(self, session: Session, name: str) -> DatabaseRow:
         row = session.scalar(select(DatabaseRow).where(DatabaseRow.name == name))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from sqlglot.tokens import Tokenizer
 
@@ -30,6 +30,7 @@ _WORD = re.compile(r"[a-z0-9]+")
 # chat control token in one would make every question on the database fail the worker's
 # request check (or, unchecked, end the prompt early), so they are scrubbed where rendered.
 MAX_VALUE_CHARS = 60  # a rendered sample value, as introspection collects them
+LINKED_SCORE = 4.0  # a table holding a value the question names: above one table-name match (3)
 _CONTROL_TOKEN = re.compile(r"<\|[^|<>\s]{1,40}\|>")  # what inference.protocol refuses: <|im_end|> …
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -88,9 +89,12 @@ def render_schema(
     question: str | None = None,
     max_tokens: int | None = None,
     count_tokens: TokenCounter = approx_tokens,
+    linked: Collection[str] = (),
 ) -> str:
     """The whole schema, or when it exceeds ``max_tokens`` the tables most relevant to
     ``question`` (name, column and sample-value matches, plus foreign-key neighbours).
+    ``linked`` names tables that hold values the question mentions (``schemas.values``
+    links): they count as relevant too.
 
     The question picks which tables are kept, never their order: they are rendered in the
     schema's own order, so that the schema text of two questions on one database is the same
@@ -104,7 +108,7 @@ def render_schema(
         return whole
     kept: set[str] = set()
     used = count_tokens(_omitted_note(len(blocks))) + 1  # the note's room, at its widest
-    for name in (*_relevant(schema, table_scores(schema, question or "")), *blocks):
+    for name in (*_relevant(schema, table_scores(schema, question or "", linked=linked)), *blocks):
         cost = count_tokens(blocks[name]) + 1
         if name in kept or used + cost > max_tokens:
             continue
@@ -115,11 +119,16 @@ def render_schema(
     return "\n\n".join([*shown, _omitted_note(omitted)] if omitted else shown)
 
 
-def table_scores(schema: DatabaseSchema, question: str) -> dict[str, float]:
-    """How much of each table the question mentions (names, column names, sample values);
-    all zero when the question matches nothing in the schema."""
+def table_scores(schema: DatabaseSchema, question: str, *, linked: Collection[str] = ()) -> dict[str, float]:
+    """How much of each table the question mentions (names, column names, sample values,
+    and values found by linking: ``linked`` holds table names, qualified or not); all zero
+    when the question matches nothing in the schema."""
     words = _stems(question)
-    return {t.qualified_name: _score(t, words) for t in schema.tables}
+    wanted = set(linked)
+    return {
+        t.qualified_name: _score(t, words) + (LINKED_SCORE if wanted and _named(t, wanted) else 0.0)
+        for t in schema.tables
+    }
 
 
 def stems(text: str) -> set[str]:
@@ -127,9 +136,9 @@ def stems(text: str) -> set[str]:
     return _stems(text)
 
 
-def rank_tables(schema: DatabaseSchema, question: str) -> list[str]:
+def rank_tables(schema: DatabaseSchema, question: str, *, linked: Collection[str] = ()) -> list[str]:
     """Table names, most relevant to the question first; neighbours follow their tables."""
-    scores = table_scores(schema, question)
+    scores = table_scores(schema, question, linked=linked)
     relevant = _relevant(schema, scores)
     return [*relevant, *sorted((n for n in scores if n not in relevant), key=lambda n: (-scores[n], n))]
 
@@ -144,6 +153,10 @@ def _relevant(schema: DatabaseSchema, scores: dict[str, float]) -> dict[str, Non
         for candidate in (name, *sorted(neighbours.get(name, ()), key=lambda n: (-scores[n], n))):
             order.setdefault(candidate)
     return order
+
+
+def _named(table: Table, names: set[str]) -> bool:
+    return table.qualified_name in names or table.name in names
 
 
 def _omitted_note(count: int) -> str:
@@ -177,6 +190,15 @@ def _stems(text: str) -> set[str]:
 
 def _idents(names: Iterable[str], dialect: str) -> str:
     return ", ".join(quote_ident(n, dialect) for n in names)
+
+
+def sql_literal(value: str) -> str:
+    """``value`` as a one-line SQL string literal, scrubbed like the schema's sample values.
+
+    >>> sql_literal("O'Hare")
+    "'O''Hare'"
+    """
+    return _literal(value)
 
 
 def _literal(value: str) -> str:

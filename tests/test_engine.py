@@ -137,3 +137,24 @@ async def test_batcher_separates_different_lengths_and_reports_failures(engine: 
             await batcher.submit(PROMPTS[0], adapter="missing", max_new_tokens=2)
     finally:
         await batcher.stop()
+
+
+def test_sampling_is_seeded_and_differs_from_greedy(engine: Engine) -> None:
+    def sampled(seed: int) -> list[str]:
+        out = engine.generate(PROMPTS[:1] * 3, adapters=[None] * 3, max_new_tokens=12, temperature=1.5, seed=seed)
+        return [c.text for c in out]
+
+    assert sampled(3) == sampled(3)  # the same seed, the same candidates
+    greedy = _texts(engine, PROMPTS[:1], [None])[0]
+    assert any(text != greedy for text in sampled(3) + sampled(4))  # a random tiny model: far from greedy
+
+
+@pytest.mark.asyncio
+async def test_batcher_samples_beside_the_greedy_answer(engine: Engine) -> None:
+    batcher = Batcher(engine=engine, max_batch_size=8, max_wait_s=0.1)
+    try:
+        results = await batcher.submit_samples(PROMPTS[0], adapter=None, max_new_tokens=12, n=3, temperature=1.5)
+    finally:
+        await batcher.stop()
+    assert len(results) == 4 and results[0].completion.text == _texts(engine, PROMPTS[:1], [None])[0]
+    assert {r.batch_size for r in results[1:]} == {3} and batcher.batches_run == 2  # the samples: one call

@@ -106,11 +106,11 @@ def test_the_schema_prefix_is_reused_on_one_database_and_not_across(
     head = len(llama.tokenize(first[: first.index("Database:")]))  # the instructions before the name
     assert c.cached_tokens <= head + 2  # another database: at most the shared instructions
     # Cached or not, greedy decoding gives the same answer.
-    llama_fresh = LlamaCppEngine(LlamaCppConfig(model_path=embedded_gguf(), threads=2, parallel=1, cache_tokens=4096))
+    first = LlamaCppEngine(LlamaCppConfig(model_path=embedded_gguf(), threads=2, parallel=1, cache_tokens=4096))
     try:
-        (b_alone,) = llama_fresh.generate([second], adapters=[None], max_new_tokens=24)
+        (b_alone,) = first.generate([second], adapters=[None], max_new_tokens=24)
     finally:
-        llama_fresh.close()
+        first.close()
     assert b_alone.cached_tokens == 0 and _same(b_alone.text, b.text)
 
 
@@ -298,3 +298,48 @@ def test_auto_dtype_is_float32_on_a_cpu_without_native_bf16(monkeypatch: pytest.
     assert auto_dtype("cpu") == "bfloat16"
     assert auto_dtype("cuda") == "float16"
     assert engine_module._dtype("float32", "cpu") is torch.float32  # an explicit choice stands
+
+
+def test_sampled_candidates_read_the_prompt_once_and_repeat_with_their_seed(
+    llama: LlamaCppEngine, hr_schema_text: tuple[str, Path]
+) -> None:
+    schema_text, _ = hr_schema_text
+    prompt = _prompt(schema_text, "Which employees of the Sales department earn the most? (samples)")
+    greedy = llama.submit(prompt, adapter=None, max_new_tokens=48).result().completion
+    first = [f.result().completion for f in llama.submit_samples(
+        prompt, adapter=None, max_new_tokens=48, n=3, temperature=0.9, seed=7
+    )]  # fmt: skip
+    assert len(first) == 4 and _same(first[0].text, greedy.text)  # the first is the greedy answer
+    for sample in first[1:]:
+        assert sample.cached_tokens == sample.prompt_tokens - 1  # only the last prompt token read again
+    again = [f.result().completion.text for f in llama.submit_samples(
+        prompt, adapter=None, max_new_tokens=48, n=3, temperature=0.9, seed=7
+    )]  # fmt: skip
+    assert [_same(a, b.text) for a, b in zip(again, first, strict=True)] == [True] * 4
+
+
+def test_the_worker_returns_sampled_candidates(hr_schema_text: tuple[str, Path]) -> None:
+    schema_text, _ = hr_schema_text
+
+    async def run() -> list[str]:
+        config = LlamaCppConfig(model_path=embedded_gguf(), threads=2, parallel=4, cache_tokens=4096)
+        worker = Worker(load_engine=lambda: LlamaCppEngine.load(config), options=WorkerOptions())
+        worker.start()
+        assert await worker.wait_ready(60)
+        try:
+            request = GenerateRequest.model_validate(
+                {
+                    "question": "How many employees are there?",
+                    "database": {"name": "hr", "schema_text": schema_text},
+                    "samples": 2,
+                }
+            )
+            response = await worker.generate(request)
+            alone = await worker.generate(request.model_copy(update={"samples": 0}))
+        finally:
+            await worker.stop()
+        assert _same(response.sql, alone.sql) and response.completion_tokens > alone.completion_tokens
+        return response.candidates
+
+    candidates = asyncio.run(run())
+    assert len(candidates) == 2 and all("count" in c.lower() for c in candidates)

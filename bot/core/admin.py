@@ -1,4 +1,5 @@
-"""Admin commands over chat: register, list, describe, refresh, remove, grant, revoke, functions.
+"""Admin commands over chat: register, list, describe, refresh, remove, grant, revoke, functions,
+and the glossary (define, describe a column, hide, unhide, undefine, glossary).
 
 Registration validates the URL and connects before anything is stored; replies never
 echo a URL with its password.
@@ -17,6 +18,7 @@ from bot.store import VerifiedExample, Where
 from chat2sql import errors, messages
 from inference.protocol import reject_control_tokens
 from schemas import guard
+from schemas.glossary import GlossaryEntry, GlossaryUnchanged
 from schemas.registry import validate_function
 from schemas.render import render_schema
 
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 async def run_admin(assistant: Assistant, command: Admin, where: Where, text: str = "") -> str:
     registry, store = assistant.registry, assistant.store
     args = command.args
+    if command.action in _GLOSSARY_ACTIONS or (command.action == "describe" and len(args) == 3):
+        return await _glossary(assistant, command, where)
     match command.action, len(args):
         case "examples", 1:
             entry = registry.get(args[0])
@@ -93,6 +97,49 @@ async def run_admin(assistant: Assistant, command: Admin, where: Where, text: st
             (store.grant if action == "grant" else store.revoke)(name, target)
             return messages.granted(name, channel, action == "grant")
     raise errors.UnknownCommand(messages.ADMIN_USAGE)
+
+
+_GLOSSARY_ACTIONS = frozenset({"define", "undefine", "hide", "unhide", "glossary"})
+
+
+async def _glossary(assistant: Assistant, command: Admin, where: Where) -> str:
+    """``define``, ``describe NAME TABLE.COLUMN => text``, ``hide``, ``unhide``, ``undefine``,
+    ``glossary NAME [history]``; every refusal changes nothing."""
+    glossary, args, by = assistant.registry.glossary, command.args, f"{where.platform}:{where.user_id}"
+    try:
+        match command.action, len(args):
+            case "define", 4:
+                database, kind, name, definition = args
+                entry = await asyncio.to_thread(glossary.define, database, kind or None, name, definition, by=by)
+                return messages.glossary_defined(entry.database, entry.kind, entry.name, entry.version)
+            case "describe", 3:
+                database, column, text = args
+                entry = await asyncio.to_thread(glossary.define, database, "column", column, text, by=by)
+                return messages.glossary_defined(entry.database, entry.kind, entry.name, entry.version)
+            case "hide", 2:
+                entry = await asyncio.to_thread(glossary.define, args[0], "hidden", args[1], "", by=by)
+                return messages.glossary_defined(entry.database, entry.kind, entry.name, entry.version)
+            case ("unhide" | "undefine") as action, 2:
+                removing = "hidden" if action == "unhide" else None
+                await asyncio.to_thread(glossary.remove, args[0], removing, args[1], by=by)
+                return messages.glossary_removed(args[0], args[1], hidden=action == "unhide")
+            case "glossary", 1:
+                entry_ = assistant.registry.get(args[0])
+                return _glossary_listing(entry_.name, await asyncio.to_thread(glossary.entries, entry_.name))
+            case "glossary", 2 if args[1].lower() == "history":
+                entry_ = assistant.registry.get(args[0])
+                versions = await asyncio.to_thread(glossary.history, entry_.name)
+                return _glossary_listing(entry_.name, versions, history=True)
+    except GlossaryUnchanged as same:  # not a failure: the admin's definition is the one in force
+        return same.message
+    raise errors.UnknownCommand(messages.ADMIN_USAGE)
+
+
+def _glossary_listing(database: str, entries: tuple[GlossaryEntry, ...], *, history: bool = False) -> str:
+    if not entries:
+        return messages.glossary_empty(database)
+    lines = [messages.glossary_line(e.kind, e.name, e.definition, e.version, active=e.active) for e in entries]
+    return "\n".join([messages.glossary_title(database, len(entries), history=history), *lines])
 
 
 ALLOW_PRIVILEGED = "--allow-privileged"

@@ -20,11 +20,12 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from bot.core import examples as verified
 from bot.core.access import Admins
+from bot.core.candidates import Candidate, choose, distinct, result_key
 from bot.core.experiment import Experiment
 from bot.core.grammar import Admin, Ask, Command, Databases, Empty, Help, Use, parse
 from bot.core.text import clean_text, one_line
@@ -39,6 +40,7 @@ from chat2sql.tracing import NoopTracer, Tracer
 from inference.client import InferenceClient, WorkerColdStarting
 from inference.prompts import DEFAULT_FORMAT, UnknownPromptFormat, get_format, prompt_for
 from inference.protocol import (
+    MAX_HINTS,
     MAX_QUESTION_CHARS,
     DatabaseInfo,
     Example,
@@ -50,14 +52,18 @@ from inference.protocol import (
 )
 from schemas import guard
 from schemas.preview import ReadOnlyRunner, run_checked
+from schemas.model import DatabaseSchema
 from schemas.registry import RegisteredDatabase, Registry
 from schemas.render import approx_tokens, rank_tables, render_schema, table_scores
 
 log = logging.getLogger(__name__)
 
-VALIDATION_ROWS = 1
+VALIDATION_ROWS = 1  # a lone answer is run for one row: the database's errors feed the retry
+CANDIDATE_ROWS = 20  # several are run for this many: their rows are their votes
 VALIDATION_TIMEOUT_S = 3.0
 WARMUP_POLL_S = 5.0
+GLOSSARY_BUDGET_TOKENS = 300  # of the prompt, for the glossary entries a question concerns
+MAX_VALUE_HINTS = 5
 
 # Tells the user something before the final reply (e.g. that the model is warming up).
 Notify = Callable[[str], Awaitable[None]]
@@ -81,6 +87,10 @@ class AssistantConfig:
     examples_min_similarity: float = verified.MIN_SIMILARITY
     retry: bool = True  # one automatic retry that shows the model its error
     clarify: bool = False  # ask back when a question matches nothing in the schema (on in production settings)
+    candidates: int = 0  # extra sampled candidates beside the greedy one, chosen among by their results
+    temperature: float = 0.7  # of the sampled candidates
+    value_links: bool = True  # tell the model which columns hold the values the question names
+    glossary: bool = True  # the database's glossary entries that the question concerns enter the prompt
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +135,15 @@ class PreviewReply:
     error_kind: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Notes:
+    """The schema as the model sees it and the notes that go with one question."""
+
+    schema: DatabaseSchema
+    hints: tuple[str, ...] = ()
+    linked: tuple[str, ...] = ()  # tables holding values the question names: kept first in a budget
+
+
 @dataclass
 class _Outcome:
     """What the audit row records, filled as the flow advances."""
@@ -140,6 +159,7 @@ class _Outcome:
     notify: Notify | None = None
     arm: str | None = None
     options: tuple[Option, ...] = ()
+    candidates: int = 0  # distinct candidate SQL texts the model gave
 
 
 class Assistant:
@@ -411,6 +431,7 @@ class Assistant:
         outcome.adapter = adapter
         context = PriorTurn(question=turn.question, sql=turn.sql) if turn and turn.database == entry.name else None
         shown = await asyncio.to_thread(self._examples_for, entry, question)
+        notes = await asyncio.to_thread(self._notes_for, entry, question)
         if context is None and not shown and self.config.clarify:
             await asyncio.to_thread(self._check_matches, entry, question, where, outcome)
         key = cache_key(
@@ -421,6 +442,8 @@ class Assistant:
             normalize_question(question),
             *((normalize_question(context.question), context.sql) if context else ()),
             *(f"example:{e.id}:{e.sql}" for e in shown),
+            *(f"note:{hint}" for hint in notes.hints),
+            f"candidates:{self.config.candidates}:{self.config.temperature}",
         )
         if self.config.cache_ttl_s > 0:
             cached = await self._cache.get(key)
@@ -437,9 +460,12 @@ class Assistant:
             database=DatabaseInfo(name=entry.name, dialect=entry.schema.dialect),
             context=context,
             examples=[Example(question=e.question, sql=e.sql) for e in shown],
+            hints=list(notes.hints),
+            samples=self.config.candidates,
+            temperature=self.config.temperature,
         )
         with self.tracer.observe("schema_lookup") as span:
-            request = await asyncio.to_thread(self._with_schema, entry, request)
+            request = await asyncio.to_thread(self._with_schema, notes, request)
             span.update(output={"tables": len(entry.schema.tables), "chars": len(request.database.schema_text)})
         sql, problem = await self._attempt(request, entry, outcome)
         if problem is not None and not self.config.retry:
@@ -450,7 +476,7 @@ class Assistant:
             previous = PreviousAttempt(sql=(outcome.sql or sql or "(no SQL)")[:4000], error=problem[:500])
             with self.tracer.observe("retry", input=problem[:500]):
                 retry = request.model_copy(update={"previous": previous})
-                retry = await asyncio.to_thread(self._with_schema, entry, retry)
+                retry = await asyncio.to_thread(self._with_schema, notes, retry)
                 sql, problem = await self._attempt(retry, entry, outcome)
             if problem is not None:
                 outcome.options = self._table_options(entry, question)
@@ -465,7 +491,9 @@ class Assistant:
     async def _attempt(
         self, request: GenerateRequest, entry: RegisteredDatabase, outcome: _Outcome
     ) -> tuple[str | None, str | None]:
-        """One model call, the guard and a validation run: (normalized SQL, None) or (raw SQL, problem)."""
+        """One model call (its greedy answer and any sampled ones), every candidate through the
+        guard and a short read-only run, the one chosen by agreement of their results
+        (``bot.core.candidates``): (normalized SQL, None), or (the greedy SQL, its problem)."""
         # Worker errors (cold start, overload, timeout, down) carry their own sentence.
         started = time.perf_counter()
         with self.tracer.observe(
@@ -485,36 +513,89 @@ class Assistant:
         self._observe_generation(response, time.perf_counter() - started)
         outcome.sql = response.sql or None
         outcome.adapter = response.adapter  # what the worker actually used (its default, if ours is unset)
+        texts = distinct([response.sql, *response.candidates])
         with self.tracer.observe("guard", kind="guardrail", input=response.sql) as span:
             # sqlglot is CPU work: off the event loop, so acknowledgements are not held up behind it
-            checked = await asyncio.to_thread(
-                guard.check,
-                response.sql,
-                entry.schema,
-                max_rows=self.config.preview_max_rows,
-                allowed_functions=entry.allowed_functions,
-            )
-            span.update(output={"ok": checked.ok, "rule": checked.rule, "warnings": list(checked.warnings)})
-        self.metrics.guard_verdicts.labels("accepted" if checked.ok else str(checked.rule)).inc()
-        if not checked.ok or checked.normalized is None:
-            outcome.verdict = checked.rule
-            return response.sql, f"{checked.reason}"
-        outcome.verdict, outcome.sql, outcome.warnings = (
-            "accepted",
-            checked.normalized,
-            list(checked.warnings),
+            verdicts = await asyncio.to_thread(self._guard_all, entry, list(texts))
+            span.update(output=[{"ok": v.ok, "rule": v.rule, "warnings": list(v.warnings)} for v in verdicts])
+        for verdict in verdicts:
+            self.metrics.guard_verdicts.labels("accepted" if verdict.ok else str(verdict.rule)).inc()
+        rows = VALIDATION_ROWS if len(texts) == 1 else CANDIDATE_ROWS
+        with self.tracer.observe("validation", input=[v.normalized for v in verdicts if v.ok]):
+            checked = await asyncio.to_thread(self._run_all, entry, verdicts, rows)
+        candidates = sorted(
+            (replace(c, index=i) for c, indexes in zip(checked, texts.values(), strict=True) for i in indexes),
+            key=lambda c: c.index,
         )
-        try:
-            with self.tracer.observe("validation", input=checked.normalized):
-                await asyncio.to_thread(self._validate, entry, checked.normalized)
-        except errors.PreviewTimeout:
-            pass  # slow is not wrong: the preview has its own, longer limit
-        except errors.PreviewFailed as err:
-            outcome.verdict = "database_error"
-            return checked.normalized, messages.user_message(err)
-        return checked.normalized, None
+        outcome.candidates += len(texts)
+        chosen = choose(candidates)
+        if chosen is None:
+            greedy = candidates[0]
+            outcome.verdict = greedy.rule
+            if greedy.normalized is not None:
+                outcome.sql = greedy.normalized
+            return greedy.normalized or greedy.sql, greedy.problem
+        outcome.verdict, outcome.sql, outcome.warnings = "accepted", chosen.normalized, list(chosen.warnings)
+        return chosen.normalized, None
 
-    def _with_schema(self, entry: RegisteredDatabase, request: GenerateRequest) -> GenerateRequest:
+    def _guard_all(self, entry: RegisteredDatabase, sqls: list[str]) -> list[guard.GuardResult]:
+        return [
+            guard.check(
+                sql, entry.schema, max_rows=self.config.preview_max_rows, allowed_functions=entry.allowed_functions
+            )
+            for sql in sqls
+        ]
+
+    def _run_all(self, entry: RegisteredDatabase, verdicts: list[guard.GuardResult], rows: int) -> list[Candidate]:
+        """Each guard-accepted candidate run for ``rows`` rows on one read-only connection:
+        the database's own errors drop it (and feed the repair), its rows are its vote."""
+        out = []
+        runner: ReadOnlyRunner | None = None
+        try:
+            for verdict in verdicts:
+                if not verdict.ok or verdict.normalized is None:
+                    out.append(Candidate(sql=verdict.sql, index=0, rule=verdict.rule, problem=f"{verdict.reason}"))
+                    continue
+                accepted = Candidate(sql=verdict.sql, index=0, normalized=verdict.normalized, warnings=verdict.warnings)
+                if runner is None:
+                    runner = ReadOnlyRunner(
+                        url=self.registry.connection_url(entry.name), allowed_functions=entry.allowed_functions
+                    )
+                try:
+                    result = runner.run(verdict.normalized, max_rows=rows, timeout_s=VALIDATION_TIMEOUT_S)
+                except errors.PreviewTimeout:
+                    out.append(accepted)  # slow is not wrong: the preview has its own, longer limit
+                except errors.PreviewFailed as err:
+                    out.append(replace(accepted, rule="database_error", problem=messages.user_message(err)))
+                else:
+                    key = result_key(result.columns, result.rows)
+                    out.append(replace(accepted, result=key, rows=len(result.rows)))
+        finally:
+            if runner is not None:
+                runner.close()
+        return out
+
+    def _notes_for(self, entry: RegisteredDatabase, question: str) -> Notes:
+        """What the model is told about this database for this question beyond the bare
+        schema: the glossary (hidden columns gone, column descriptions as comments, the
+        terms and metrics the question concerns) and the columns holding the values it names."""
+        from schemas import glossary as terms
+        from schemas.values import links
+
+        schema, hints, linked = entry.schema, [], []
+        entries = self.registry.glossary.entries(entry.name) if self.config.glossary else ()
+        if entries:
+            schema = terms.apply(entry.schema, entries)
+            hints += [e.hint for e in terms.relevant(entries, question, budget_tokens=GLOSSARY_BUDGET_TOKENS)]
+        if self.config.value_links:
+            index = self.registry.values.index(entry.name)
+            if index is not None:
+                found = links(index, question, hidden=terms.hidden_columns(entries))[:MAX_VALUE_HINTS]
+                hints += [link.hint for link in found]
+                linked += [link.table for link in found]
+        return Notes(schema=schema, hints=tuple(hints[:MAX_HINTS]), linked=tuple(dict.fromkeys(linked)))
+
+    def _with_schema(self, notes: Notes, request: GenerateRequest) -> GenerateRequest:
         """``request`` with the schema text its prompt has room for.
 
         The text lists tables in the schema's order whatever the question, so that the
@@ -537,7 +618,8 @@ class Assistant:
         text = request.database.schema_text
         if text and approx_tokens(text) <= budget:
             return request
-        return _schema_text(request, render_schema(entry.schema, question=request.question, max_tokens=budget))
+        rendered = render_schema(notes.schema, question=request.question, max_tokens=budget, linked=notes.linked)
+        return _schema_text(request, rendered)
 
     def _examples_for(self, entry: RegisteredDatabase, question: str) -> list[VerifiedExample]:
         if self.config.examples_k <= 0:
@@ -610,14 +692,6 @@ class Assistant:
                     except Exception:  # the final reply still follows
                         log.warning("could not send the warming-up notice", exc_info=True)
                 await self._sleep(min(err.retry_after_s or WARMUP_POLL_S, left))
-
-    def _validate(self, entry: RegisteredDatabase, sql: str) -> None:
-        """Run guard-accepted SQL for one row: the database's own errors feed the retry."""
-        runner = ReadOnlyRunner(url=self.registry.connection_url(entry.name), allowed_functions=entry.allowed_functions)
-        try:
-            runner.run(sql, max_rows=VALIDATION_ROWS, timeout_s=VALIDATION_TIMEOUT_S)
-        finally:
-            runner.close()
 
     def _run(self, entry: RegisteredDatabase, sql: str, max_rows: int, timeout_s: float) -> dict[str, Any]:
         runner = ReadOnlyRunner(url=self.registry.connection_url(entry.name), allowed_functions=entry.allowed_functions)

@@ -17,7 +17,7 @@ Returns at most 5 rows.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from sqlglot.errors import SqlglotError
 
 from bot.store import Where
 from chat2sql import errors, messages
+from schemas.glossary import GlossaryEntry, relevant
 
 if TYPE_CHECKING:
     from bot.core.assistant import Assistant, Reply
@@ -94,7 +95,47 @@ async def explain(assistant: Assistant, audit_id: int, where: Where) -> Reply:
     except errors.Chat2SQLError as err:
         return Reply(kind="error", text=messages.user_message(err), error_kind=type(err).__name__)
     text = await asyncio.to_thread(explain_sql, sql, dialect=registered.schema.dialect)
-    return Reply(kind="text", text=f"{messages.explain_title(database)}\n{text}")
+    entries = await asyncio.to_thread(assistant.registry.glossary.entries, database)
+    used = glossary_used(entries, sql, entry.question, dialect=registered.schema.dialect)
+    lines = [messages.glossary_used(e.hint, e.version) for e in used]
+    return Reply(kind="text", text="\n".join([messages.explain_title(database), text, *lines]))
+
+
+def glossary_used(entries: Sequence[GlossaryEntry], sql: str, question: str, *, dialect: str) -> list[GlossaryEntry]:
+    """The metrics the SQL computes (their expression appears in it, table names aside) and the
+    terms the question concerns, metrics first.
+
+    >>> import datetime as dt
+    >>> m = GlossaryEntry(database="s", kind="metric", name="bookings", definition="SUM(sales.amount)",
+    ...                   version=2, created_by="t", created_at=dt.datetime(2026, 1, 1))
+    >>> [e.name for e in glossary_used([m], "SELECT SUM(s.amount) FROM sales AS s", "total?", dialect="sqlite")]
+    ['bookings']
+    """
+    try:
+        parsed = sqlglot.parse_one(sql, read=dialect)
+    except SqlglotError:
+        return []
+    metrics = {e: node for e in entries if e.kind == "metric" and (node := _parsed(e.definition, dialect)) is not None}
+    kinds = {type(node) for node in metrics.values()}
+    shapes = {_shape(node, dialect) for node in parsed.walk() if type(node) in kinds}
+    used = [e for e, node in metrics.items() if _shape(node, dialect) in shapes]
+    return used + [e for e in relevant(entries, question) if e.kind == "term"]
+
+
+def _parsed(definition: str, dialect: str) -> exp.Expr | None:
+    try:
+        return sqlglot.parse_one(definition, read=dialect)
+    except SqlglotError:
+        return None
+
+
+def _shape(node: exp.Expr, dialect: str) -> str:
+    """An expression's SQL with its columns unqualified: ``SUM(s.amount)`` reads as ``SUM(sales.amount)``."""
+
+    def bare(n: exp.Expr) -> exp.Expr:
+        return exp.column(n.this.copy()) if isinstance(n, exp.Column) and n.table else n
+
+    return node.copy().transform(bare).sql(dialect=dialect).lower()
 
 
 def _indent(lines: list[str]) -> list[str]:

@@ -22,6 +22,7 @@ from sqlglot.errors import SqlglotError
 from chat2sql.errors import GuardRejected
 from schemas.dialects import Dialect
 from schemas.guard.generate import to_sql
+from schemas.guard.literals import mark_double_quoted
 from schemas.guard.rules import RULES, TEXT_RULES, GuardContext, Rejection, Rule
 from schemas.model import DatabaseSchema
 
@@ -179,6 +180,7 @@ def _single_statement(sql: str, dialect: Dialect) -> tuple[exp.Expr, list[str]]:
     if len(statements) != 1:
         raise Rejection(f"exactly one statement is allowed, found {len(statements)}")
     _check_size(statements[0])
+    mark_double_quoted(statements[0], sql)
     warnings = [] if used == dialect else [f"rewritten from {used} syntax for {dialect}"]
     return statements[0], warnings
 

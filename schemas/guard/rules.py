@@ -16,14 +16,24 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import OptimizeError, SqlglotError
 from sqlglot.optimizer.qualify import qualify
-from sqlglot.optimizer.scope import traverse_scope
+from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.schema import MappingSchema
 
 from schemas.dialects import Dialect, fold_column
 from schemas.guard import functions
 from schemas.guard.denylist import is_denied
 from schemas.guard.fixups import fix_up
-from schemas.model import DatabaseSchema
+from schemas.guard.literals import string_literals
+from schemas.guard.scopes import (
+    columns_by_scope,
+    key,
+    reachable,
+    schema_table,
+    source_names,
+    sources_in,
+    visible_names,
+)
+from schemas.model import DatabaseSchema, Table
 
 
 class Rejection(Exception):
@@ -327,7 +337,7 @@ def known_columns(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
             quote_identifiers=False,
         )
     except OptimizeError as err:
-        raise Rejection(_column_reason(str(err), ctx.schema)) from None
+        raise Rejection(_unknown_column(tree, ctx.schema) or _column_reason(str(err), ctx.schema)) from None
     except SqlglotError:
         raise Rejection("the query's columns could not be resolved") from None
     return tree
@@ -370,6 +380,7 @@ RULES: tuple[Rule, ...] = (
     no_denied_functions,
     allowed_functions,
     allowed_types,
+    string_literals,
     bounded_sizes,
     known_tables,
     repair_qualifiers,
@@ -423,14 +434,64 @@ _COLUMN_NAME = re.compile(r"[Cc]olumn(?: '|: )([^'\s.]+(?:\.[^'\s.]+)?)")
 
 
 def _column_reason(message: str, schema: DatabaseSchema) -> str:
-    """Name the column and, when another table has it, say which: the retry prompt uses this."""
+    """qualify's own words, when the scope walk below found no culprit: name the column."""
     match = _COLUMN_NAME.search(message)
     if match is None:
         return "a column could not be matched to a table in the schema"
     name = match.group(1)
-    bare = name.rsplit(".", 1)[-1].strip('"`')
-    holders = [t.name for t in schema.tables if schema.find_column(t, bare, quoted=True) or schema.find_column(t, bare)]
+    return _unknown_bare(name, name.rsplit(".", 1)[-1].strip('"`'), schema)
+
+
+def _unknown_bare(written: str, name: str, schema: DatabaseSchema) -> str:
+    """Name the column and, when some table has it, say which: the retry prompt shows this."""
+    holders = [t.name for t in schema.tables if schema.find_column(t, name, quoted=True) or schema.find_column(t, name)]
     if holders:
-        where = ", ".join(holders[:3])
-        return f"unknown column '{name}' here; a column named {bare} exists in {where}"
-    return f"unknown column '{name}'"
+        return f"unknown column '{written}' here; a column named {name} exists in {', '.join(holders[:3])}"
+    return f"unknown column '{written}'"
+
+
+def _unknown_column(tree: exp.Expr, schema: DatabaseSchema) -> str | None:
+    """The first column that no source in its scope has, said so that a model can fix it:
+    for ``T1.fname``, which table T1 is and which tables do have ``fname``."""
+    for scope, column in columns_by_scope(tree):
+        ident = column.this
+        if not isinstance(ident, exp.Identifier):
+            continue
+        if not column.table:
+            visible = visible_names(scope, column, schema)
+            if visible is not None and key(schema.dialect, ident) not in visible:
+                return _unknown_bare(ident.name, ident.name, schema)
+            continue
+        written = f"{column.table}.{ident.name}"
+        source = _qualifier_source(scope, column.table)
+        if isinstance(source, exp.Table):
+            table = schema_table(source, schema)
+            if table is not None and schema.find_column(table, ident.name, quoted=ident.quoted) is None:
+                return _wrong_table(written, ident, table, schema)
+        elif source is not None:
+            names = source_names(source, schema)
+            if names is not None and key(schema.dialect, ident) not in names:
+                return f"unknown column '{written}': {column.table} has no column {ident.name}"
+    return None
+
+
+def _qualifier_source(scope: Scope, qualifier: str) -> exp.Expr | Scope | None:
+    """What an alias or table name stands for, in this scope or (for a subquery) an outer one."""
+    for current in reachable(scope):
+        source = sources_in(current).get(qualifier)
+        if source is not None:
+            return source
+    return None
+
+
+def _wrong_table(written: str, ident: exp.Identifier, table: Table, schema: DatabaseSchema) -> str:
+    holders = [
+        t.name for t in schema.tables if t is not table and schema.find_column(t, ident.name, quoted=ident.quoted)
+    ]
+    if not holders:
+        return f"unknown column '{written}': {table.name} has no column {ident.name}"
+    return f"unknown column '{written}': {ident.name} is a column of {_listed(holders[:3])}, not of {table.name}"
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

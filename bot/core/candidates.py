@@ -1,0 +1,86 @@
+"""Choosing among the model's candidate answers by what they return.
+
+The model gives a greedy answer and, when asked, a few sampled ones on the same prompt.
+Each distinct candidate goes through the guard and a short read-only run of a few rows;
+the ones the guard rejects or the database refuses are dropped. Among the rest, the
+candidates are grouped by their result (the rows as a multiset, the column count): the
+largest group wins (self-consistency), a tie goes to the group with rows, then to the one
+holding the greedy answer, then to the earliest. The winner is the group's earliest member.
+
+>>> a = Candidate(sql="a", index=0, normalized="A", result=(1, ("(1,)",)), rows=1)
+>>> b = Candidate(sql="b", index=1, normalized="B", result=(1, ("(2,)",)), rows=1)
+>>> c = Candidate(sql="c", index=2, normalized="C", result=(1, ("(2,)",)), rows=1)
+>>> choose([a, b, c]).sql
+'b'
+>>> choose([a, b]).sql
+'a'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+FLOAT_DIGITS = 6  # results that differ only past this many digits agree
+
+
+@dataclass(frozen=True, kw_only=True)
+class Candidate:
+    """One candidate answer after the guard and its short run."""
+
+    sql: str  # as the model wrote it
+    index: int  # 0: the greedy answer, then the samples in order
+    normalized: str | None = None  # the guard's SQL, when it accepted it
+    rule: str | None = None  # the guard rule, or "database_error", that refused it
+    problem: str | None = None  # why, in words the model is shown on a repair
+    warnings: tuple[str, ...] = ()
+    result: Hashable | None = None  # what it returned; None when it did not finish in time
+    rows: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None and self.normalized is not None
+
+
+def result_key(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Hashable:
+    """Rows as a multiset (order aside: the same rows sorted otherwise still agree) and the
+    number of columns (their names aside: aliases differ between candidates)."""
+    return (len(columns), tuple(sorted(repr(tuple(_value(v) for v in row)) for row in rows)))
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, FLOAT_DIGITS)
+    return value
+
+
+def choose(candidates: Sequence[Candidate]) -> Candidate | None:
+    """The candidate whose result most candidates share (see the module's rule); None when
+    every candidate failed."""
+    groups: dict[Hashable, list[Candidate]] = {}
+    for candidate in candidates:
+        if candidate.ok:
+            key = candidate.result if candidate.result is not None else ("unfinished", candidate.index)
+            groups.setdefault(key, []).append(candidate)
+    if not groups:
+        return None
+
+    def rank(key: Hashable) -> tuple[int, bool, bool, int]:
+        group = groups[key]
+        first = min(group, key=lambda c: c.index)
+        return (len(group), first.rows > 0, first.index == 0, -first.index)
+
+    return min(groups[max(groups, key=rank)], key=lambda c: c.index)
+
+
+def distinct(sqls: Sequence[str]) -> dict[str, list[int]]:
+    """Each distinct SQL text (whitespace aside) with the candidate indexes that gave it,
+    in order: each is checked and run once, and counts once per candidate that gave it."""
+    seen: dict[str, list[int]] = {}
+    texts: dict[str, str] = {}
+    for index, sql in enumerate(sqls):
+        key = " ".join(sql.split()).rstrip(";").strip()
+        texts.setdefault(key, sql)
+        seen.setdefault(texts[key], []).append(index)
+    return seen

@@ -1,0 +1,180 @@
+"""Candidates checked by execution: several answers per question, the failing ones dropped,
+the one most others agree with chosen; when all fail, a repair round shows the model its error."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import pytest_asyncio
+
+from bot.core.access import Admins
+from bot.core.assistant import Assistant, AssistantConfig
+from bot.core.candidates import Candidate, choose, distinct, result_key
+from bot.store import BotStore, Where
+from chat2sql.cache import InMemoryCache
+from chat2sql.ratelimit import InMemoryRateLimiter, Limit
+from chat2sql.settings import Settings
+from inference.protocol import GenerateRequest, GenerateResponse
+from schemas.registry import Registry
+
+ADMIN = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-admin")
+
+WRONG = "SELECT name FROM employees WHERE id = 1"  # valid, runs, answers something else
+FAILING = "SELECT nickname FROM employees"  # the guard rejects it: no such column
+RIGHT = "SELECT name FROM employees WHERE salary > 100000 AND id > 1"
+RIGHT_TOO = "SELECT e.name FROM employees AS e WHERE e.id = 2"  # other text, the same rows
+
+
+class SampledClient:
+    """A scripted engine that answers with a greedy SQL and sampled ones per call."""
+
+    def __init__(self, script: Callable[[GenerateRequest], list[str]]) -> None:
+        self.script = script
+        self.requests: list[GenerateRequest] = []
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        self.requests.append(request)
+        sqls = self.script(request)
+        return GenerateResponse(
+            sql=sqls[0],
+            candidates=sqls[1 : 1 + request.samples],
+            raw_output=sqls[0],
+            adapter=None,
+            prompt_format="schema@1",
+            prompt_tokens=10,
+            completion_tokens=5 * (1 + request.samples),
+            latency_ms=1.0,
+            queue_ms=0.0,
+            cold_start=False,
+        )
+
+    async def close(self) -> None:
+        pass
+
+
+async def _assistant(settings: Settings, sqlite_url: str, client: SampledClient, **config: object) -> Assistant:
+    assistant = Assistant(
+        registry=Registry.open(settings),
+        store=BotStore.open(settings),
+        client=client,
+        limiter=InMemoryRateLimiter(),
+        cache=InMemoryCache(),
+        admins=Admins.parse("slack:U-admin"),
+        config=AssistantConfig(
+            user_limit=Limit(600, 100),
+            workspace_limit=Limit(6000, 1000),
+            cache_ttl_s=0,
+            **config,  # type: ignore[arg-type]
+        ),
+    )
+    reply = await assistant.handle(f"admin register hr {sqlite_url}", ADMIN)
+    assert reply.kind == "text", reply.text
+    return assistant
+
+
+@pytest_asyncio.fixture
+async def make(settings: Settings, sqlite_url: str) -> AsyncIterator[Callable[..., object]]:
+    made: list[Assistant] = []
+
+    async def build(client: SampledClient, **config: object) -> Assistant:
+        assistant = await _assistant(settings, sqlite_url, client, **config)
+        made.append(assistant)
+        return assistant
+
+    yield build
+    for assistant in made:
+        await assistant.close()
+
+
+@pytest.mark.asyncio
+async def test_the_candidate_most_others_agree_with_wins(make: Callable[..., object]) -> None:
+    client = SampledClient(lambda _: [WRONG, FAILING, RIGHT, RIGHT_TOO])
+    assistant = await make(client, candidates=3)  # type: ignore[operator]
+    reply = await assistant.ask("who earns over 100k besides Ada?", ADMIN)
+    assert reply.kind == "answer" and reply.answer is not None
+    assert reply.answer.sql.startswith(RIGHT)  # two candidates return Bo: they outvote the greedy one
+    assert client.requests[0].samples == 3 and client.requests[0].temperature == 0.7
+    assert len(client.requests) == 1  # something passed: no repair round
+    audit = assistant.store.audit(limit=1)[0]
+    assert audit.guard_verdict == "accepted" and audit.sql is not None and audit.sql.startswith(RIGHT)
+
+
+@pytest.mark.asyncio
+async def test_a_tie_goes_to_the_greedy_answer(make: Callable[..., object]) -> None:
+    client = SampledClient(lambda _: [WRONG, RIGHT, FAILING])
+    assistant = await make(client, candidates=2)  # type: ignore[operator]
+    reply = await assistant.ask("who is employee one?", ADMIN)
+    assert reply.answer is not None and reply.answer.sql.startswith(WRONG)
+
+
+@pytest.mark.asyncio
+async def test_all_failing_runs_a_repair_round_with_the_error(make: Callable[..., object]) -> None:
+    def script(request: GenerateRequest) -> list[str]:
+        if request.previous is None:
+            return [FAILING, "SELECT nickname FROM departments", "SELECT * FROM staff"]
+        return [RIGHT, RIGHT, FAILING]
+
+    client = SampledClient(script)
+    assistant = await make(client, candidates=2)  # type: ignore[operator]
+    reply = await assistant.ask("nicknames of the well paid?", ADMIN)
+    assert reply.kind == "answer" and reply.answer is not None and reply.answer.sql.startswith(RIGHT)
+    repair = client.requests[1]
+    assert repair.previous is not None and repair.previous.sql == FAILING  # the greedy answer and its error
+    assert "nickname" in repair.previous.error and repair.samples == 2
+
+
+@pytest.mark.asyncio
+async def test_a_database_error_drops_a_candidate(make: Callable[..., object]) -> None:
+    refused = "SELECT name FROM employees WHERE abs('x', 1) = 1"  # SQLite: wrong number of arguments
+    client = SampledClient(lambda _: [refused, RIGHT])
+    assistant = await make(client, candidates=1)  # type: ignore[operator]
+    reply = await assistant.ask("who?", ADMIN)
+    assert reply.answer is not None and reply.answer.sql.startswith(RIGHT)
+
+
+@pytest.mark.asyncio
+async def test_nothing_passing_twice_is_a_plain_no_answer(make: Callable[..., object]) -> None:
+    client = SampledClient(lambda _: [FAILING, FAILING])
+    assistant = await make(client, candidates=1)  # type: ignore[operator]
+    reply = await assistant.ask("nicknames?", ADMIN)
+    assert reply.kind == "error" and reply.error_kind == "GuardRejected"
+    assert "nickname" in reply.text and reply.options  # what failed, and tables to pick
+    assert len(client.requests) == 2
+
+
+@pytest.mark.asyncio
+async def test_greedy_only_asks_for_no_samples(make: Callable[..., object]) -> None:
+    client = SampledClient(lambda _: [RIGHT])
+    assistant = await make(client)  # type: ignore[operator]
+    reply = await assistant.ask("who?", ADMIN)
+    assert reply.answer is not None and client.requests[0].samples == 0
+
+
+def test_choose_rules() -> None:
+    def c(index: int, rows: tuple[str, ...] | None, *, ok: bool = True) -> Candidate:
+        return Candidate(
+            sql=f"q{index}",
+            index=index,
+            normalized=f"Q{index}" if ok else None,
+            problem=None if ok else "refused",
+            result=None if rows is None else (1, rows),
+            rows=len(rows or ()),
+        )
+
+    assert choose([c(0, None, ok=False), c(1, None, ok=False)]) is None
+    assert choose([c(0, ("a",)), c(1, ("b",)), c(2, ("b",))]).index == 1  # type: ignore[union-attr]
+    assert choose([c(0, ()), c(1, ("b",))]).index == 1  # type: ignore[union-attr]  # a tie: rows beat none
+    # one that did not finish in time is a group of its own, without rows: a finished one beats it
+    assert choose([c(0, None), c(1, ("b",))]).index == 1  # type: ignore[union-attr]
+    assert choose([c(0, None), c(1, None)]).index == 0  # type: ignore[union-attr]
+    assert choose([c(0, ("a",), ok=False), c(1, ("b",)), c(2, ("c",))]).index == 1  # type: ignore[union-attr]
+
+
+def test_results_agree_whatever_their_order_and_float_noise() -> None:
+    assert result_key(("a",), [(1, 0.1 + 0.2), (2, 0.5)]) == result_key(("b",), [(2, 0.5), (1, 0.3)])
+    assert result_key(("a",), [(1,)]) != result_key(("a", "b"), [(1, None)])
+
+
+def test_distinct_counts_each_text_once() -> None:
+    assert distinct(["SELECT 1", "select 2", "SELECT  1;", "SELECT 1"]) == {"SELECT 1": [0, 2, 3], "select 2": [1]}
