@@ -243,13 +243,25 @@ class LlamaCppEngine:
             )
         return tokens
 
-    def generate(self, prompts: list[str], *, adapters: list[str | None], max_new_tokens: int) -> list[Completion]:
-        """Greedy completions for a batch (they decode together), as the transformers engine."""
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        adapters: list[str | None],
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        seed: int = 0,
+    ) -> list[Completion]:
+        """Completions for a batch (they decode together), as the transformers engine: greedy,
+        or sampled at ``temperature`` (> 0), the i-th prompt from ``seed + i``."""
         if len(prompts) != len(adapters):
             raise EngineError("one adapter entry per prompt")
-        futures = [
-            self.submit(p, adapter=a, max_new_tokens=max_new_tokens) for p, a in zip(prompts, adapters, strict=True)
-        ]
+        futures = []
+        for i, (prompt, adapter) in enumerate(zip(prompts, adapters, strict=True)):
+            tokens = self._checked(prompt, adapter, max_new_tokens)
+            future: concurrent.futures.Future[Batched] = concurrent.futures.Future()
+            self._queue.put(_Request(tokens, adapter, max_new_tokens, future, temperature=temperature, seed=seed + i))
+            futures.append(future)
         return [f.result().completion for f in futures]
 
     def cache_stats(self) -> CacheStats:

@@ -165,7 +165,13 @@ def build_prompt(
     head = _SCHEMA_V1_HEAD.format(dialect=_DIALECT_NAMES.get(dialect, dialect), db_id=database_name)
     shown = "".join(_EXAMPLE.format(question=q, sql=sql) for q, sql in examples)
     notes = "".join(_HINT.format(hint=" ".join(h.split())) for h in hints)
-    tail = (_EXAMPLES_HEAD + shown if shown else "") + (_HINTS_HEAD + notes if notes else "") + _SCHEMA_V1_TAIL.format(question=question) + follow_up + retry
+    tail = (
+        (_EXAMPLES_HEAD + shown if shown else "")
+        + (_HINTS_HEAD + notes if notes else "")
+        + _SCHEMA_V1_TAIL.format(question=question)
+        + follow_up
+        + retry
+    )
     blocks = schema_blocks(schema_text)
     if max_tokens is None or count_tokens is None:
         return head + _BLOCK_SEPARATOR.join(blocks) + tail

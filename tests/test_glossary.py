@@ -19,6 +19,7 @@ from chat2sql.errors import UnknownDatabase
 from chat2sql.messages import user_message
 from chat2sql.settings import Settings
 from inference.eval_samples import SETS, build
+from schemas import cli as schemas_cli
 from schemas import glossary as terms
 from schemas.glossary import (
     MAX_DEFINITION_CHARS,
@@ -35,7 +36,7 @@ from schemas.glossary import (
 from schemas.registry import Registry, upgrade
 from schemas.render import approx_tokens, render_schema
 from tests.test_bot_core import ADMIN, ALICE, BOB, ScriptedClient, _assistant, bot  # noqa: F401  (``bot``)
-from tests.test_cli import Cli, _error_line
+from tests.test_cli import Cli
 
 
 @pytest.fixture
@@ -354,28 +355,32 @@ async def test_the_explanation_lists_the_glossary_entries_used(settings: Setting
 # --- the CLI --------------------------------------------------------------------------------
 
 
-def test_cli_commands(tmp_path: Path, sqlite_url: str) -> None:
-    cli = Cli(tmp_path / "data")
-    assert cli("add", "hr", sqlite_url).returncode == 0
-    defined = cli("define", "hr", "payroll", "SUM(employees.salary)")
-    assert defined.returncode == 0 and "metric `payroll`" in defined.stdout and "(v1)" in defined.stdout
-    assert "unchanged" in cli("define", "hr", "payroll", "SUM(employees.salary)").stdout
-    assert cli("define", "hr", "payroll", "SUM(employees.salary) / 12").returncode == 0
-    assert cli("define", "hr", "--kind", "term", "veteran", "hired before 2020").returncode == 0
-    assert cli("describe", "hr", "employees.salary", "yearly, in EUR").returncode == 0
-    assert cli("hide", "hr", "employees.email").returncode == 0
-    listing = json.loads(cli("glossary", "hr", "--json").stdout)
+def test_cli_commands(settings: Settings, sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    def cli(*args: str) -> tuple[int, str, str]:  # in-process, for speed; one real subprocess below
+        code = schemas_cli.main(list(args), settings=settings)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    assert cli("add", "hr", sqlite_url)[0] == 0
+    code, out, _ = cli("define", "hr", "payroll", "SUM(employees.salary)")
+    assert code == 0 and "metric `payroll`" in out and "(v1)" in out
+    assert "unchanged" in cli("define", "hr", "payroll", "SUM(employees.salary)")[1]
+    assert cli("define", "hr", "payroll", "SUM(employees.salary) / 12")[0] == 0
+    assert cli("define", "hr", "--kind", "term", "veteran", "hired before 2020")[0] == 0
+    assert cli("describe", "hr", "employees.salary", "yearly, in EUR")[0] == 0
+    assert cli("hide", "hr", "employees.email")[0] == 0
+    listing = json.loads(cli("glossary", "hr", "--json")[1])
     assert {(e["kind"], e["name"], e["version"]) for e in listing} == {
         ("metric", "payroll", 2),
         ("term", "veteran", 1),
         ("column", "employees.salary", 1),
         ("hidden", "employees.email", 1),
     }
-    assert cli("unhide", "hr", "employees.email").returncode == 0
-    assert cli("undefine", "hr", "veteran").returncode == 0
-    plain = cli("glossary", "hr").stdout
+    assert cli("unhide", "hr", "employees.email")[0] == 0
+    assert cli("undefine", "hr", "veteran")[0] == 0
+    plain = cli("glossary", "hr")[1]
     assert "payroll" in plain and "veteran" not in plain
-    assert len(json.loads(cli("glossary", "hr", "--history", "--json").stdout)) == 5
+    assert len(json.loads(cli("glossary", "hr", "--history", "--json")[1])) == 5
 
     for args, needle in (
         (("define", "hr", "revenue", "SUM(order_lines.revenue)"), "no table `order_lines`"),
@@ -384,9 +389,12 @@ def test_cli_commands(tmp_path: Path, sqlite_url: str) -> None:
         (("define", "hr", "x<|im_end|>", "y"), "control token"),
         (("undefine", "hr", "nothing"), "has no entry"),
     ):
-        proc = cli(*args)
-        assert proc.returncode == 1 and needle in _error_line(proc), proc.stderr
-    assert len(json.loads(cli("glossary", "hr", "--history", "--json").stdout)) == 5
+        code, _, err = cli(*args)
+        assert code == 1 and err.startswith("error: ") and needle in err and len(err.splitlines()) == 1, err
+    assert len(json.loads(cli("glossary", "hr", "--history", "--json")[1])) == 5
+
+    real = Cli(settings.data_dir)("glossary", "hr", "--json")  # ``python -m schemas`` itself
+    assert real.returncode == 0 and {e["name"] for e in json.loads(real.stdout)} == {"payroll", "employees.salary"}
 
 
 # --- the evaluation set ---------------------------------------------------------------------

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -50,11 +50,14 @@ from inference.protocol import (
     PriorTurn,
     reject_control_tokens,
 )
+from schemas import glossary as terms
 from schemas import guard
-from schemas.preview import ReadOnlyRunner, run_checked
+from schemas.glossary import GlossaryEntry
 from schemas.model import DatabaseSchema
+from schemas.preview import ReadOnlyRunner, run_checked
 from schemas.registry import RegisteredDatabase, Registry
 from schemas.render import approx_tokens, rank_tables, render_schema, table_scores
+from schemas.values import links
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +316,7 @@ class Assistant:
         with self.tracer.observe("preview", trace_id=entry_row.trace_id, input=entry_row.sql) as span:
             try:
                 entry = await asyncio.to_thread(self.allowed_entry, entry_row.database, where)
+                entry, _ = await asyncio.to_thread(self._model_view, entry)
                 out = await asyncio.to_thread(
                     self._run, entry, entry_row.sql, self.config.preview_max_rows, self.config.preview_timeout_s
                 )
@@ -408,7 +412,8 @@ class Assistant:
         return ""
 
     def schema_text(self, database: str, where: Where) -> str:
-        return render_schema(self.allowed_entry(database, where).schema)
+        """The schema as the model sees it (hidden columns left out)."""
+        return render_schema(self._model_view(self.allowed_entry(database, where))[0].schema)
 
     # --- the question flow -----------------------------------------------------------
 
@@ -421,6 +426,7 @@ class Assistant:
             entry = await asyncio.to_thread(self._resolve, explicit, where)
             span.update(output={"database": entry.name, "follow_up": turn is not None})
         outcome.database = entry.name
+        entry, glossary = await asyncio.to_thread(self._model_view, entry)
         adapter, prompt_format = self.config.adapter, self.config.prompt_format
         experiment = self.config.experiment
         if experiment is not None:
@@ -431,7 +437,7 @@ class Assistant:
         outcome.adapter = adapter
         context = PriorTurn(question=turn.question, sql=turn.sql) if turn and turn.database == entry.name else None
         shown = await asyncio.to_thread(self._examples_for, entry, question)
-        notes = await asyncio.to_thread(self._notes_for, entry, question)
+        notes = await asyncio.to_thread(self._notes_for, entry, glossary, question)
         if context is None and not shown and self.config.clarify:
             await asyncio.to_thread(self._check_matches, entry, question, where, outcome)
         key = cache_key(
@@ -442,6 +448,7 @@ class Assistant:
             normalize_question(question),
             *((normalize_question(context.question), context.sql) if context else ()),
             *(f"example:{e.id}:{e.sql}" for e in shown),
+            *(f"glossary:{e.kind}:{e.name}:{e.version}" for e in glossary),
             *(f"note:{hint}" for hint in notes.hints),
             f"candidates:{self.config.candidates}:{self.config.temperature}",
         )
@@ -575,25 +582,30 @@ class Assistant:
                 runner.close()
         return out
 
-    def _notes_for(self, entry: RegisteredDatabase, question: str) -> Notes:
-        """What the model is told about this database for this question beyond the bare
-        schema: the glossary (hidden columns gone, column descriptions as comments, the
-        terms and metrics the question concerns) and the columns holding the values it names."""
-        from schemas import glossary as terms
-        from schemas.values import links
-
-        schema, hints, linked = entry.schema, [], []
+    def _model_view(self, entry: RegisteredDatabase) -> tuple[RegisteredDatabase, tuple[GlossaryEntry, ...]]:
+        """The database as the model sees it, and its glossary: hidden columns gone (from the
+        prompt, and so for the guard too: the model's SQL may not name them), column
+        descriptions as comments."""
         entries = self.registry.glossary.entries(entry.name) if self.config.glossary else ()
-        if entries:
-            schema = terms.apply(entry.schema, entries)
-            hints += [e.hint for e in terms.relevant(entries, question, budget_tokens=GLOSSARY_BUDGET_TOKENS)]
+        if not entries:
+            return entry, ()
+        return replace(entry, schema=terms.apply(entry.schema, entries)), entries
+
+    def _notes_for(self, entry: RegisteredDatabase, glossary: Sequence[GlossaryEntry], question: str) -> Notes:
+        """What the model is told for this question beyond the schema: the glossary's terms
+        and metrics that the question concerns and the columns holding the values it names
+        (never a hidden column's)."""
+        hints, linked = [], []
+        if glossary:
+            chosen = terms.relevant(glossary, question, budget_tokens=GLOSSARY_BUDGET_TOKENS)
+            hints += [e.hint for e in chosen if e.kind in ("term", "metric")]  # descriptions: in the schema
         if self.config.value_links:
             index = self.registry.values.index(entry.name)
             if index is not None:
-                found = links(index, question, hidden=terms.hidden_columns(entries))[:MAX_VALUE_HINTS]
+                found = links(index, question, hidden=terms.hidden_columns(glossary))[:MAX_VALUE_HINTS]
                 hints += [link.hint for link in found]
                 linked += [link.table for link in found]
-        return Notes(schema=schema, hints=tuple(hints[:MAX_HINTS]), linked=tuple(dict.fromkeys(linked)))
+        return Notes(schema=entry.schema, hints=tuple(hints[:MAX_HINTS]), linked=tuple(dict.fromkeys(linked)))
 
     def _with_schema(self, notes: Notes, request: GenerateRequest) -> GenerateRequest:
         """``request`` with the schema text its prompt has room for.
