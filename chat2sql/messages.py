@@ -53,7 +53,7 @@ def user_message(err: BaseException) -> str:
                 "the registry was written with."
             )
         case errors.GuardRejected(rule=rule, reason=reason):
-            return f"I could not produce a safe, valid query for that ({rule}: {reason}). Try rephrasing the question."
+            return f"I could not produce a safe, valid query for that: {reason.rstrip('.')} ({rule})."
         case errors.PreviewTimeout(timeout_s=timeout_s, elapsed_s=elapsed_s):
             return (
                 f"The preview was stopped after {timeout_s:g} s, its time limit "
@@ -107,6 +107,7 @@ def user_message(err: BaseException) -> str:
 
 
 GUARD_FAILED_TWICE = "Pick the data to use below, or rephrase the question."
+REPHRASE = "Try rephrasing the question."
 
 
 HELP = """Ask me a question about your data and I'll write the SQL.

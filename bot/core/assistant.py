@@ -289,8 +289,8 @@ class Assistant:
             options = outcome.options or tuple(
                 Option(label=c, text=f"[db:{c}] {safe_question.strip()}") for c in choices
             )
-            if outcome.options and outcome.error_kind == "GuardRejected":
-                text = f"{text} {messages.GUARD_FAILED_TWICE}"
+            if outcome.error_kind == "GuardRejected":
+                text = f"{text} {messages.GUARD_FAILED_TWICE if outcome.options else messages.REPHRASE}"
             return Reply(kind="error", text=text, error_kind=outcome.error_kind, choices=choices, options=options)
         assert outcome.database is not None and outcome.sql is not None
         turn = ThreadTurn(database=outcome.database, question=outcome.question, sql=outcome.sql, audit_id=audit_id)
