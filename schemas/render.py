@@ -23,6 +23,7 @@ from schemas.model import DatabaseSchema, Table
 TokenCounter = Callable[[str], int]
 
 _PLAIN = re.compile(r"[a-z_][a-z0-9_]*")
+_PLAIN_ANY_CASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = frozenset(word.lower() for word in Tokenizer.KEYWORDS if word.isalpha() and " " not in word)
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -43,7 +44,13 @@ def approx_tokens(text: str) -> int:
 
 
 def quote_ident(name: str, dialect: str) -> str:
-    if _PLAIN.fullmatch(name) and name not in _RESERVED:
+    """``name`` as the model should write it: bare where the engine reads it bare as the
+    same name. SQLite and MySQL match column names (and SQLite table names) without regard
+    to case, so ``Singer_ID`` needs no quotes there; PostgreSQL folds bare names to lower
+    case, so a mixed-case name keeps its quotes. Quotes in a prompt cost tokens, and a small
+    model copies them inconsistently."""
+    plain = _PLAIN if dialect == "postgres" else _PLAIN_ANY_CASE
+    if plain.fullmatch(name) and name.lower() not in _RESERVED:
         return name
     if dialect == "mysql":
         return "`" + name.replace("`", "``") + "`"
