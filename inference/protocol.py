@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_QUESTION_CHARS = 500
 MAX_SCHEMA_CHARS = 200_000
+MAX_ERROR_CHARS = 500  # a retry's error, as the model is shown it
 MAX_NEW_TOKENS_LIMIT = 512
 
 # <|im_start|>, <|im_end|>, <|endoftext|>, <|fim_prefix|>, <|box_start|> … : any <|…|> token.
@@ -47,7 +48,7 @@ class PreviousAttempt(_Strict):
     """The answer that failed and why, so the model can correct it (one automatic retry)."""
 
     sql: str = Field(min_length=1, max_length=4000)
-    error: str = Field(min_length=1, max_length=500)
+    error: str = Field(min_length=1, max_length=MAX_ERROR_CHARS)
 
     _tokens = field_validator("sql", "error")(reject_control_tokens)
 

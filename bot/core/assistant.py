@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from bot.core import examples as verified
 from bot.core.access import Admins
-from bot.core.candidates import Candidate, choose, distinct, result_key
+from bot.core.candidates import Candidate, choose, distinct, repair_error, result_key
 from bot.core.experiment import Experiment
 from bot.core.grammar import Admin, Ask, Command, Databases, Empty, Help, Use, parse
 from bot.core.text import clean_text, one_line
@@ -40,6 +40,7 @@ from chat2sql.tracing import NoopTracer, Tracer
 from inference.client import InferenceClient, WorkerColdStarting
 from inference.prompts import DEFAULT_FORMAT, UnknownPromptFormat, get_format, prompt_for
 from inference.protocol import (
+    MAX_ERROR_CHARS,
     MAX_HINTS,
     MAX_QUESTION_CHARS,
     DatabaseInfo,
@@ -480,7 +481,9 @@ class Assistant:
             raise errors.GuardRejected(outcome.verdict or "validation", problem)
         if problem is not None:
             self.metrics.retries.inc()
-            previous = PreviousAttempt(sql=(outcome.sql or sql or "(no SQL)")[:4000], error=problem[:500])
+            failed = (outcome.sql or sql or "(no SQL)")[:4000]
+            error = repair_error(problem, failed, entry.schema, limit=MAX_ERROR_CHARS)
+            previous = PreviousAttempt(sql=failed, error=error)
             with self.tracer.observe("retry", input=problem[:500]):
                 retry = request.model_copy(update={"previous": previous})
                 retry = await asyncio.to_thread(self._with_schema, notes, retry)

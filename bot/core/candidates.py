@@ -6,6 +6,8 @@ the ones the guard rejects or the database refuses are dropped. Among the rest, 
 candidates are grouped by their result (the rows as a multiset, the column count): the
 largest group wins (self-consistency), a tie goes to the group with rows, then to the one
 holding the greedy answer, then to the earliest. The winner is the group's earliest member.
+When every candidate fails, the repair round sees the greedy one's error with the columns
+of the tables it concerns (``repair_error``).
 
 >>> a = Candidate(sql="a", index=0, normalized="A", result=(1, ("(1,)",)), rows=1)
 >>> b = Candidate(sql="b", index=1, normalized="B", result=(1, ("(2,)",)), rows=1)
@@ -18,9 +20,16 @@ holding the greedy answer, then to the earliest. The winner is the group's earli
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from schemas.model import DatabaseSchema, Table
 
 FLOAT_DIGITS = 6  # results that differ only past this many digits agree
 
@@ -84,3 +93,42 @@ def distinct(sqls: Sequence[str]) -> dict[str, list[int]]:
         texts.setdefault(key, sql)
         seen.setdefault(texts[key], []).append(index)
     return seen
+
+
+MAX_REPAIR_TABLES = 4
+
+
+def repair_error(problem: str, sql: str, schema: DatabaseSchema, *, limit: int) -> str:
+    """``problem`` with the part of the schema it concerns: the columns of the tables the
+    failed query reads and of those the problem names (``fname is a column of Student, not
+    of Pets``), so that the repair round sees the right names beside the error. At most
+    ``limit`` characters; the problem itself always comes first."""
+    named: list[Table] = []
+    for table in (*_tables_in(sql, schema), *_tables_named(problem, schema)):
+        if table not in named:
+            named.append(table)
+    text = problem.rstrip(".") + "."
+    for table in named[:MAX_REPAIR_TABLES]:
+        line = f" {table.name} has the columns {', '.join(c.name for c in table.columns)}."
+        if len(text) + len(line) > limit:
+            break
+        text += line
+    return text[:limit]
+
+
+def _tables_in(sql: str, schema: DatabaseSchema) -> list[Table]:
+    try:
+        tree = sqlglot.parse_one(sql, read=schema.dialect)
+    except SqlglotError:
+        return []
+    found = (schema.find_table(t.name, quoted=t.this.quoted) for t in tree.find_all(exp.Table) if t.name)
+    return [t for t in found if t is not None]
+
+
+def _tables_named(problem: str, schema: DatabaseSchema) -> list[Table]:
+    hits = []
+    for table in schema.tables:
+        match = re.search(rf"(?<![\w.]){re.escape(table.name)}(?![\w])", problem)
+        if match:
+            hits.append((match.start(), table))
+    return [t for _, t in sorted(hits, key=lambda h: h[0])]
