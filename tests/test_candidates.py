@@ -10,12 +10,13 @@ import pytest_asyncio
 
 from bot.core.access import Admins
 from bot.core.assistant import Assistant, AssistantConfig
-from bot.core.candidates import Candidate, choose, distinct, result_key
+from bot.core.candidates import Candidate, choose, distinct, repair_error, result_key
 from bot.store import BotStore, Where
 from chat2sql.cache import InMemoryCache
 from chat2sql.ratelimit import InMemoryRateLimiter, Limit
 from chat2sql.settings import Settings
 from inference.protocol import GenerateRequest, GenerateResponse
+from schemas.model import Column, DatabaseSchema, Table
 from schemas.registry import Registry
 
 ADMIN = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-admin")
@@ -53,7 +54,10 @@ class SampledClient:
         pass
 
 
-async def _assistant(settings: Settings, sqlite_url: str, client: SampledClient, **config: object) -> Assistant:
+async def registered_assistant(
+    settings: Settings, sqlite_url: str, client: SampledClient, **config: object
+) -> Assistant:
+    """An assistant on the scripted client with the sample database registered as ``hr``."""
     assistant = Assistant(
         registry=Registry.open(settings),
         store=BotStore.open(settings),
@@ -64,8 +68,7 @@ async def _assistant(settings: Settings, sqlite_url: str, client: SampledClient,
         config=AssistantConfig(
             user_limit=Limit(600, 100),
             workspace_limit=Limit(6000, 1000),
-            cache_ttl_s=0,
-            **config,  # type: ignore[arg-type]
+            **{"cache_ttl_s": 0, **config},  # type: ignore[arg-type]
         ),
     )
     reply = await assistant.handle(f"admin register hr {sqlite_url}", ADMIN)
@@ -78,7 +81,7 @@ async def make(settings: Settings, sqlite_url: str) -> AsyncIterator[Callable[..
     made: list[Assistant] = []
 
     async def build(client: SampledClient, **config: object) -> Assistant:
-        assistant = await _assistant(settings, sqlite_url, client, **config)
+        assistant = await registered_assistant(settings, sqlite_url, client, **config)
         made.append(assistant)
         return assistant
 
@@ -122,6 +125,7 @@ async def test_all_failing_runs_a_repair_round_with_the_error(make: Callable[...
     repair = client.requests[1]
     assert repair.previous is not None and repair.previous.sql == FAILING  # the greedy answer and its error
     assert "nickname" in repair.previous.error and repair.samples == 2
+    assert "employees has the columns id, name, email," in repair.previous.error  # the table it read
 
 
 @pytest.mark.asyncio
@@ -178,3 +182,19 @@ def test_results_agree_whatever_their_order_and_float_noise() -> None:
 
 def test_distinct_counts_each_text_once() -> None:
     assert distinct(["SELECT 1", "select 2", "SELECT  1;", "SELECT 1"]) == {"SELECT 1": [0, 2, 3], "select 2": [1]}
+
+
+def test_a_repair_error_names_the_columns_of_the_tables_it_concerns() -> None:
+    def table(name: str, *columns: str) -> Table:
+        return Table(name=name, columns=tuple(Column(name=c, type="TEXT") for c in columns))
+
+    schema = DatabaseSchema(
+        dialect="sqlite",
+        tables=(table("Student", "StuID", "Fname"), table("Pets", "PetID", "PetType"), table("Has_Pet", "StuID")),
+    )
+    problem = "unknown column 'T1.fname': fname is a column of Student, not of Pets"
+    text = repair_error(problem, "SELECT T1.fname FROM Pets AS T1", schema, limit=500)
+    assert text == (
+        f"{problem}. Pets has the columns PetID, PetType. Student has the columns StuID, Fname."
+    )  # the table it read first, then the others the error names; never Has_Pet
+    assert repair_error(problem, "not sql (", schema, limit=80) == f"{problem}."  # what fits

@@ -9,16 +9,12 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from bot.core.access import Admins
-from bot.core.assistant import Assistant, AssistantConfig
-from bot.store import BotStore, Where
-from chat2sql.cache import InMemoryCache
-from chat2sql.ratelimit import InMemoryRateLimiter, Limit
+from bot.core.assistant import Assistant
+from bot.store import Where
 from chat2sql.settings import Settings
 from inference.prompts import prompt_for
 from inference.protocol import GenerateRequest
-from schemas.registry import Registry
-from tests.test_candidates import SampledClient
+from tests.test_candidates import SampledClient, registered_assistant
 
 ADMIN = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-admin")
 ANSWER = "SELECT count(*) FROM employees"
@@ -27,17 +23,7 @@ ANSWER = "SELECT count(*) FROM employees"
 @pytest_asyncio.fixture
 async def bot(settings: Settings, sqlite_url: str) -> AsyncIterator[tuple[Assistant, SampledClient]]:
     client = SampledClient(lambda _: [ANSWER])
-    assistant = Assistant(
-        registry=Registry.open(settings),
-        store=BotStore.open(settings),
-        client=client,
-        limiter=InMemoryRateLimiter(),
-        cache=InMemoryCache(),
-        admins=Admins.parse("slack:U-admin"),
-        config=AssistantConfig(user_limit=Limit(600, 100), workspace_limit=Limit(6000, 1000)),
-    )
-    reply = await assistant.handle(f"admin register hr {sqlite_url}", ADMIN)
-    assert reply.kind == "text", reply.text
+    assistant = await registered_assistant(settings, sqlite_url, client, cache_ttl_s=3600.0)
     yield assistant, client
     await assistant.close()
 
@@ -58,17 +44,8 @@ async def test_a_value_the_question_names_is_linked_to_its_column(bot: tuple[Ass
 @pytest.mark.asyncio
 async def test_without_value_links_the_prompt_is_unchanged(settings: Settings, sqlite_url: str) -> None:
     client = SampledClient(lambda _: [ANSWER])
-    assistant = Assistant(
-        registry=Registry.open(settings),
-        store=BotStore.open(settings),
-        client=client,
-        limiter=InMemoryRateLimiter(),
-        cache=InMemoryCache(),
-        admins=Admins.parse("slack:U-admin"),
-        config=AssistantConfig(user_limit=Limit(600, 100), workspace_limit=Limit(6000, 1000), value_links=False),
-    )
+    assistant = await registered_assistant(settings, sqlite_url, client, value_links=False)
     try:
-        await assistant.handle(f"admin register hr {sqlite_url}", ADMIN)
         await assistant.ask("How many people work in engineering?", ADMIN)
     finally:
         await assistant.close()
@@ -88,7 +65,10 @@ async def test_the_glossary_shapes_what_the_model_sees(bot: tuple[Assistant, Sam
         assert reply.kind == "text", reply.text
     await assistant.ask("What is the payroll of the senior staff?", ADMIN)
     request = client.requests[-1]
-    assert set(request.hints[:2]) == {"senior staff: employees paid over 100000 a year", "payroll = SUM(employees.salary)"}
+    assert set(request.hints[:2]) == {
+        "senior staff: employees paid over 100000 a year",
+        "payroll = SUM(employees.salary)",
+    }
     text = request.database.schema_text
     assert "the first day at work" in text and "email" not in text  # described, hidden
     assert not any("hired_on" in hint for hint in request.hints)  # a description is in the schema, once
