@@ -145,7 +145,7 @@ class Settings(BaseSettings):
         default=True, description="Ask which data is meant when a question matches nothing in the schema."
     )
     candidates: int = Field(
-        default=0,
+        default=4,
         ge=0,
         le=8,
         description="Sampled candidates beside the greedy answer, chosen among by their results (0: greedy only).",

@@ -807,4 +807,4 @@ def test_configuration_defaults_follow_the_bot_settings() -> None:
     settings = Settings(candidates=2, candidate_temperature=0.3, value_links=False, _env_file=None)  # type: ignore[call-arg]
     config = EvalConfig.from_settings(settings)
     assert (config.candidates, config.temperature, config.values, config.glossary) == (2, 0.3, False, True)
-    assert EvalConfig.from_settings(Settings(_env_file=None)).candidates == 0  # type: ignore[call-arg]
+    assert EvalConfig.from_settings(Settings(_env_file=None)).candidates == 4  # type: ignore[call-arg]

@@ -91,7 +91,7 @@ class AssistantConfig:
     examples_min_similarity: float = verified.MIN_SIMILARITY
     retry: bool = True  # one automatic retry that shows the model its error
     clarify: bool = False  # ask back when a question matches nothing in the schema (on in production settings)
-    candidates: int = 0  # extra sampled candidates beside the greedy one, chosen among by their results
+    candidates: int = 0  # sampled candidates beside the greedy one, chosen by their results (settings: 4)
     temperature: float = 0.7  # of the sampled candidates
     value_links: bool = True  # tell the model which columns hold the values the question names
     glossary: bool = True  # the database's glossary entries that the question concerns enter the prompt
