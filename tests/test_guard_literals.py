@@ -248,3 +248,20 @@ def test_gold_check_counts_accepted_rejected_and_rows(tmp_path: Path) -> None:
     assert db.read_bytes() == before  # the data set's own file is never opened for writing
     table = render([report])
     assert "zoo" in table and "known_columns 1" in table
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres", "mysql"])
+def test_a_query_sqlglot_cannot_analyse_is_a_rejection_not_a_crash(dialect: str) -> None:
+    schema = DatabaseSchema(
+        dialect=dialect,  # type: ignore[arg-type]
+        tables=(
+            Table(name="singer", columns=(Column(name="name", type="TEXT"), Column(name="id", type="INT"))),
+            Table(name="concert", columns=(Column(name="id", type="INT"),)),
+        ),
+    )
+    for sql in (
+        "SELECT s.name FROM singer s JOIN concert s ON s.id = s.id",  # one alias, two tables
+        "SELECT s.nope FROM singer s JOIN concert s ON 1 = 1",
+    ):
+        result = guard.check(sql, schema)
+        assert not result.ok and result.reason == "the query could not be analysed: Alias already used: s"

@@ -144,6 +144,9 @@ def _run_rules(
             tree = rule(tree, ctx)
         except Rejection as rej:
             return GuardResult(sql=sql, ok=False, rule=rule.__name__, reason=rej.reason)
+        except SqlglotError as err:  # a query sqlglot parses but cannot analyse (an alias used twice)
+            reason = f"the query could not be analysed: {str(err).splitlines()[0][:200]}"
+            return GuardResult(sql=sql, ok=False, rule=rule.__name__, reason=reason)
     notes = [*warnings, *ctx.notes]
     return GuardResult(sql=sql, ok=True, normalized=to_sql(tree, schema.dialect), warnings=tuple(notes))
 

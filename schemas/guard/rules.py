@@ -337,7 +337,11 @@ def known_columns(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
             quote_identifiers=False,
         )
     except OptimizeError as err:
-        raise Rejection(_unknown_column(tree, ctx.schema) or _column_reason(str(err), ctx.schema)) from None
+        try:
+            found = _unknown_column(tree, ctx.schema)
+        except SqlglotError:  # the scope itself is broken (an alias used twice): the guard says so
+            raise err from None
+        raise Rejection(found or _column_reason(str(err), ctx.schema)) from None
     except SqlglotError:
         raise Rejection("the query's columns could not be resolved") from None
     return tree
