@@ -528,8 +528,6 @@ class Assistant:
             # sqlglot is CPU work: off the event loop, so acknowledgements are not held up behind it
             verdicts = await asyncio.to_thread(self._guard_all, entry, list(texts))
             span.update(output=[{"ok": v.ok, "rule": v.rule, "warnings": list(v.warnings)} for v in verdicts])
-        for verdict in verdicts:
-            self.metrics.guard_verdicts.labels("accepted" if verdict.ok else str(verdict.rule)).inc()
         rows = VALIDATION_ROWS if len(texts) == 1 else CANDIDATE_ROWS
         with self.tracer.observe("validation", input=[v.normalized for v in verdicts if v.ok]):
             checked = await asyncio.to_thread(self._run_all, entry, verdicts, rows)
@@ -539,6 +537,11 @@ class Assistant:
         )
         outcome.candidates += len(texts)
         chosen = choose(candidates)
+        # One verdict per answer, as with a single candidate: accepted when the guard accepted
+        # the chosen one (or the greedy one), else the rule that refused the greedy one.
+        greedy_verdict = verdicts[0]
+        accepted = chosen is not None or greedy_verdict.ok
+        self.metrics.guard_verdicts.labels("accepted" if accepted else str(greedy_verdict.rule)).inc()
         if chosen is None:
             greedy = candidates[0]
             outcome.verdict = greedy.rule
