@@ -92,3 +92,9 @@ class BotMetrics:
             "chat2sql_bot_rate_limited_total", "Questions refused by a rate limit.", ["scope"], registry=r
         )
         self.retries = Counter("chat2sql_bot_retries_total", "Automatic retries after a refused answer.", registry=r)
+        self.schema_repairs = Counter(
+            "chat2sql_bot_schema_repairs_total",
+            "Schema repairs of candidates that all named an unknown table or column: tried, answered.",
+            ["result"],
+            registry=r,
+        )

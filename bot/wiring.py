@@ -67,6 +67,7 @@ def assistant_config(settings: Settings) -> AssistantConfig:
         candidates=settings.candidates,
         temperature=settings.candidate_temperature,
         value_links=settings.value_links,
+        schema_repairs=settings.schema_repairs,
     )
 
 

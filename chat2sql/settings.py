@@ -154,6 +154,10 @@ class Settings(BaseSettings):
     value_links: bool = Field(
         default=True, description="Tell the model which columns hold the values a question names."
     )
+    schema_repairs: bool = Field(
+        default=True,
+        description="When every candidate names a table or column the schema lacks, try the schema's mended versions.",
+    )
     warmup_wait_s: float = Field(default=240.0, ge=0, le=900, description="How long a question waits on a cold worker.")
 
     # --- the chat server (python -m bot serve) -------------------------------------------

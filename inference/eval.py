@@ -18,7 +18,7 @@ harness only watches the inference client. A data set or configuration it cannot
 
 A configuration (``SPEC``) is a JSON or YAML file or an inline ``key=value,key=value`` list
 with the keys ``name``, ``adapter``, ``prompt_format``, ``schema_budget``, ``retry``,
-``examples``, ``clarify``, ``values`` and ``glossary`` (on/off), ``candidates`` (sampled
+``examples``, ``clarify``, ``values``, ``glossary`` and ``repairs`` (on/off), ``candidates`` (sampled
 candidates beside the greedy answer, 0 to 8) and ``temperature`` (of those, above 0, at most
 2); unset keys come from the settings, as in the bot.
 ``retry=off`` turns off the assistant's one automatic retry. ``examples=on`` gives the
@@ -26,6 +26,7 @@ assistant the set's other questions of the same database as verified examples
 (leave-one-out: a question never sees its own gold SQL). ``clarify=on`` lets it ask back
 when a question matches nothing in the schema; the clarification rate is reported.
 ``values=off`` stops telling the model which columns hold the values a question names;
+``repairs=off`` leaves out the schema repairs of candidates that all named unknown columns;
 ``glossary=off`` leaves the data set's glossary out (with it on, every ``glossary.json`` entry
 is defined in that configuration's registry before its run).
 ``--recall BUDGET,...`` also reports, per schema token budget, the share of the gold
@@ -89,7 +90,7 @@ EVAL_MAX_ROWS = 100_000
 EXEC_TIMEOUT_S = 30.0
 DIFFICULTY_ORDER = ("easy", "medium", "hard", "extra")
 _UNLIMITED = Limit(1_000_000.0, 1_000_000)
-_FLAGS = frozenset({"retry", "examples", "clarify", "values", "glossary"})
+_FLAGS = frozenset({"retry", "examples", "clarify", "values", "glossary", "repairs"})
 _CONFIG_KEYS = frozenset({"name", "adapter", "prompt_format", "schema_budget", "candidates", "temperature"}) | _FLAGS
 GLOSSARY_FILE = "glossary.json"
 _TRUE, _FALSE = frozenset({"on", "true", "yes", "1"}), frozenset({"off", "false", "no", "0"})
@@ -133,6 +134,7 @@ class EvalConfig:
     temperature: float = 0.7
     values: bool = True
     glossary: bool = True
+    repairs: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EvalConfig:
@@ -149,6 +151,7 @@ class EvalConfig:
             temperature=config.temperature,
             values=config.value_links,
             glossary=config.glossary,
+            repairs=config.schema_repairs,
         )
 
     def updated(self, spec: str) -> EvalConfig:
@@ -369,6 +372,8 @@ class ItemResult:
     exec_error: str | None = None
     clarified: bool = False
     candidates: int = 0  # distinct SQL texts (greedy and sampled) the model gave over all its calls
+    problem: str | None = None  # what the user was told instead of an answer
+    attempts: list[list[str]] = field(default_factory=list)  # per model call: greedy, then samples
 
     @classmethod
     def from_json(cls, item: dict[str, Any]) -> ItemResult:
@@ -498,6 +503,7 @@ async def _run_config(
             candidates=config.candidates,
             temperature=config.temperature,
             value_links=config.values,
+            schema_repairs=config.repairs,
             glossary=config.glossary,
         ),
     )
@@ -675,6 +681,8 @@ async def _one(
         completion_tokens=sum(r.completion_tokens for r in responses),
         exec_error=exec_error,
         candidates=len(given),
+        problem=None if reply.kind == "answer" else one_line(reply.text)[:500],
+        attempts=[[r.sql, *r.candidates] for r in responses],
     )
 
 
@@ -693,7 +701,8 @@ def _execute(path: Path, sql: str) -> list[tuple[Any, ...]] | str:
 
 def _progress_line(config: EvalConfig, r: ItemResult, total: int) -> str:
     mark = "EX" if r.execution_match else ("ok" if r.valid else (r.verdict or r.error_kind or "error"))
-    return f"[{config.name} {r.index + 1}/{total}] {mark:<14} {r.latency_ms / 1000:6.1f} s  {r.question[:60]}"
+    line = f"[{config.name} {r.index + 1}/{total}] {mark:<14} {r.latency_ms / 1000:6.1f} s  {r.question[:60]}"
+    return line if r.problem is None else f"{line}\n    {r.problem[:300]}"
 
 
 # --- summaries and reports -----------------------------------------------------------------

@@ -128,6 +128,32 @@ async def test_all_failing_runs_a_repair_round_with_the_error(make: Callable[...
     assert "employees has the columns id, name, email," in repair.previous.error  # the table it read
 
 
+PINNED = "SELECT e.name, e.budget FROM employees AS e WHERE e.salary > 100000"  # budget is in departments
+
+
+@pytest.mark.asyncio
+async def test_all_failing_on_a_name_tries_the_schema_repairs_before_the_model(make: Callable[..., object]) -> None:
+    client = SampledClient(lambda _: [PINNED, PINNED, FAILING])
+    assistant = await make(client, candidates=2)  # type: ignore[operator]
+    reply = await assistant.ask("names and department budgets of the well paid?", ADMIN)
+    assert reply.kind == "answer" and reply.answer is not None
+    assert "JOIN departments ON e.department_id = departments.id" in reply.answer.sql
+    assert "e.budget read from departments, joined to e" in reply.answer.warnings  # said, not hidden
+    assert len(client.requests) == 1  # mended without asking the model again
+    audit = assistant.store.audit(limit=1)[0]
+    assert audit.guard_verdict == "accepted" and audit.sql == reply.answer.sql
+    assert assistant.metrics.schema_repairs.labels("answered")._value.get() == 1
+
+
+@pytest.mark.asyncio
+async def test_with_schema_repairs_off_the_model_repairs_alone(make: Callable[..., object]) -> None:
+    client = SampledClient(lambda request: [PINNED] if request.previous is None else [RIGHT])
+    assistant = await make(client, schema_repairs=False)  # type: ignore[operator]
+    reply = await assistant.ask("names and department budgets of the well paid?", ADMIN)
+    assert reply.answer is not None and reply.answer.sql.startswith(RIGHT)
+    assert len(client.requests) == 2
+
+
 @pytest.mark.asyncio
 async def test_a_database_error_drops_a_candidate(make: Callable[..., object]) -> None:
     refused = "SELECT name FROM employees WHERE abs('x', 1) = 1"  # SQLite: wrong number of arguments

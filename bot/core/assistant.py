@@ -58,12 +58,14 @@ from schemas.model import DatabaseSchema
 from schemas.preview import ReadOnlyRunner, run_checked
 from schemas.registry import RegisteredDatabase, Registry
 from schemas.render import approx_tokens, rank_tables, render_schema, table_scores
+from schemas.repair import repairs
 from schemas.values import links
 
 log = logging.getLogger(__name__)
 
 VALIDATION_ROWS = 1  # a lone answer is run for one row: the database's errors feed the retry
 CANDIDATE_ROWS = 20  # several are run for this many: their rows are their votes
+REPAIRABLE_RULES = frozenset({"known_tables", "known_columns"})  # what schemas.repair mends
 VALIDATION_TIMEOUT_S = 3.0
 WARMUP_POLL_S = 5.0
 GLOSSARY_BUDGET_TOKENS = 300  # of the prompt, for the glossary entries a question concerns
@@ -94,6 +96,7 @@ class AssistantConfig:
     candidates: int = 0  # sampled candidates beside the greedy one, chosen by their results (settings: 4)
     temperature: float = 0.7  # of the sampled candidates
     value_links: bool = True  # tell the model which columns hold the values the question names
+    schema_repairs: bool = True  # all candidates failed on an unknown name: try schemas.repair's mends
     glossary: bool = True  # the database's glossary entries that the question concerns enter the prompt
 
 
@@ -537,6 +540,11 @@ class Assistant:
         )
         outcome.candidates += len(texts)
         chosen = choose(candidates)
+        if chosen is None and self.config.schema_repairs:
+            with self.tracer.observe("schema_repair") as span:
+                chosen = await asyncio.to_thread(self._mended, entry, candidates, outcome)
+                mended = None if chosen is None else {"sql": chosen.normalized, "notes": list(chosen.warnings)}
+                span.update(output=mended)
         # One verdict per answer, as with a single candidate: accepted when the guard accepted
         # the chosen one (or the greedy one), else the rule that refused the greedy one.
         greedy_verdict = verdicts[0]
@@ -550,6 +558,34 @@ class Assistant:
             return greedy.normalized or greedy.sql, greedy.problem
         outcome.verdict, outcome.sql, outcome.warnings = "accepted", chosen.normalized, list(chosen.warnings)
         return chosen.normalized, None
+
+    def _mended(self, entry: RegisteredDatabase, failed: Sequence[Candidate], outcome: _Outcome) -> Candidate | None:
+        """When every candidate failed on a table or column the schema lacks: their schema
+        repairs (``schemas.repair``), through the guard and the same short run, chosen among
+        as the candidates are; the repair's notes become the answer's warnings."""
+        proposals: dict[str, tuple[str, ...]] = {}
+        tried = {c.sql for c in failed}
+        for candidate in failed:
+            if candidate.rule not in REPAIRABLE_RULES:
+                continue
+            for mended in repairs(candidate.sql, entry.schema):
+                if mended.sql not in tried:
+                    proposals.setdefault(mended.sql, mended.notes)
+        if not proposals:
+            return None
+        self.metrics.schema_repairs.labels("tried").inc()
+        verdicts = self._guard_all(entry, list(proposals))
+        checked = self._run_all(entry, verdicts, CANDIDATE_ROWS)
+        outcome.candidates += len(proposals)
+        start = len(failed)
+        mended_candidates = [
+            replace(c, index=start + i, warnings=(*notes, *c.warnings))
+            for i, (c, notes) in enumerate(zip(checked, proposals.values(), strict=True))
+        ]
+        chosen = choose(mended_candidates)
+        if chosen is not None:
+            self.metrics.schema_repairs.labels("answered").inc()
+        return chosen
 
     def _guard_all(self, entry: RegisteredDatabase, sqls: list[str]) -> list[guard.GuardResult]:
         return [
