@@ -99,7 +99,7 @@ def test_configurations_from_files_and_inline(tmp_path: Path) -> None:
 # question -> (first answer, answer to the retry)
 SCRIPT: dict[str, tuple[str, str]] = {
     "How many items are there?": ("select count(*) from items;", "unused"),
-    "List the item names.": ("SELECT nme FROM items", "SELECT name FROM items ORDER BY id"),
+    "List the item names.": ("SELECT label FROM items", "SELECT name FROM items ORDER BY id"),
     "Which item is the most expensive?": ("SELECT name FROM items ORDER BY price ASC LIMIT 1", "unused"),
     "List items and prices, cheapest first.": ("SELECT price, name FROM items ORDER BY price", "unused"),
     "How many items cost more than 2?": ("DELETE FROM items", "DROP TABLE items"),
@@ -180,7 +180,7 @@ def test_harness_scores_a_scripted_client(shop: Path) -> None:
     # The production request: the configuration's adapter and format, the schema, then a retry.
     assert len(client.requests) == 7 and all(r.adapter == "v2" and r.prompt_format == "schema" for r in client.requests)
     assert "items" in client.requests[0].database.schema_text and client.requests[0].previous is None
-    assert client.requests[2].previous is not None and client.requests[2].previous.sql == "SELECT nme FROM items"
+    assert client.requests[2].previous is not None and client.requests[2].previous.sql == "SELECT label FROM items"
     summary = by_difficulty(results)
     assert list(summary) == ["all", "easy", "hard", "extra"]
     everything = summary["all"]

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from bot.core import examples as verified
 from bot.core.access import Admins
-from bot.core.candidates import Candidate, choose, distinct, repair_error, result_key
+from bot.core.candidates import Candidate, choose, distinct, doubts, repair_error, result_key
 from bot.core.experiment import Experiment
 from bot.core.grammar import Admin, Ask, Command, Databases, Empty, Help, Use, parse
 from bot.core.text import clean_text, one_line
@@ -605,7 +605,13 @@ class Assistant:
                 if not verdict.ok or verdict.normalized is None:
                     out.append(Candidate(sql=verdict.sql, index=0, rule=verdict.rule, problem=f"{verdict.reason}"))
                     continue
-                accepted = Candidate(sql=verdict.sql, index=0, normalized=verdict.normalized, warnings=verdict.warnings)
+                accepted = Candidate(
+                    sql=verdict.sql,
+                    index=0,
+                    normalized=verdict.normalized,
+                    warnings=verdict.warnings,
+                    doubts=doubts(verdict.normalized, verdict.warnings, entry.schema.dialect),
+                )
                 if runner is None:
                     runner = ReadOnlyRunner(
                         url=self.registry.connection_url(entry.name), allowed_functions=entry.allowed_functions

@@ -3,9 +3,14 @@
 The model gives a greedy answer and, when asked, a few sampled ones on the same prompt.
 Each distinct candidate goes through the guard and a short read-only run of a few rows;
 the ones the guard rejects or the database refuses are dropped. Among the rest, the
-candidates are grouped by their result (the rows as a multiset, the column count): the
-largest group wins (self-consistency), a tie goes to the group with rows, then to the one
-holding the greedy answer, then to the earliest. The winner is the group's earliest member.
+candidates are grouped by their result (the rows as a multiset, the column count) and each
+group's votes are weighed (self-consistency): a group with rows beats any without (an empty
+result rarely answers a question), then the heavier group wins, then the earliest. A
+candidate's vote weighs 1, the greedy one's ``GREEDY_WEIGHT`` (the model's most likely
+answer), halved for each doubt about it (``doubts``): a column the guard had to move to
+another table, or plain columns beside aggregates without GROUP BY (one arbitrary row's
+values, which SQLite and MySQL return where PostgreSQL refuses). The winner is the group's
+earliest member.
 When every candidate fails, the repair round sees the greedy one's error with the columns
 of the tables it concerns (``repair_error``).
 
@@ -29,9 +34,12 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from schemas.dialects import Dialect
+from schemas.guard.rules import REQUALIFIED
 from schemas.model import DatabaseSchema, Table
 
 FLOAT_DIGITS = 6  # results that differ only past this many digits agree
+GREEDY_WEIGHT = 1.5  # the greedy answer's vote: above one sample's, below two agreeing ones
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +54,11 @@ class Candidate:
     warnings: tuple[str, ...] = ()
     result: Hashable | None = None  # what it returned; None when it did not finish in time
     rows: int = 0
+    doubts: int = 0  # see ``doubts``: each halves its vote
+
+    @property
+    def weight(self) -> float:
+        return (GREEDY_WEIGHT if self.index == 0 else 1.0) * 0.5**self.doubts
 
     @property
     def ok(self) -> bool:
@@ -75,12 +88,47 @@ def choose(candidates: Sequence[Candidate]) -> Candidate | None:
     if not groups:
         return None
 
-    def rank(key: Hashable) -> tuple[int, bool, bool, int]:
+    def rank(key: Hashable) -> tuple[bool, float, int]:
         group = groups[key]
         first = min(group, key=lambda c: c.index)
-        return (len(group), first.rows > 0, first.index == 0, -first.index)
+        return (first.rows > 0, sum(c.weight for c in group), -first.index)
 
     return min(groups[max(groups, key=rank)], key=lambda c: c.index)
+
+
+def doubts(sql: str, warnings: Sequence[str], dialect: Dialect) -> int:
+    """How many reasons there are to trust a guard-accepted candidate less: the guard moved
+    one of its columns to another table (``REQUALIFIED``), or a SELECT mixes aggregates and
+    plain columns without GROUP BY.
+
+    >>> doubts("SELECT name, SUM(sales) FROM singer", (), "sqlite")
+    1
+    >>> doubts("SELECT name, SUM(sales) FROM singer GROUP BY name", ("T1.x read as T2.x",), "sqlite")
+    1
+    >>> doubts("SELECT COUNT(*), MAX(age) FROM singer WHERE age > (SELECT AVG(age) FROM singer)", (), "sqlite")
+    0
+    """
+    found = int(any(REQUALIFIED.match(w) for w in warnings))
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except SqlglotError:
+        return found
+    return found + int(any(_ungrouped(select) for select in tree.find_all(exp.Select)))
+
+
+def _ungrouped(select: exp.Select) -> bool:
+    if select.args.get("group"):
+        return False
+    aggregates = plain = False
+    for item in select.expressions:
+        for node in item.find_all(exp.AggFunc, exp.Column):
+            if node.find_ancestor(exp.Select) is not select:
+                continue  # inside a subquery of the select list
+            if isinstance(node, exp.AggFunc):
+                aggregates = aggregates or not isinstance(node.parent, exp.Window)  # SUM(x) OVER (...) is no aggregate
+            elif node.find_ancestor(exp.AggFunc) is None:
+                plain = True
+    return aggregates and plain
 
 
 def distinct(sqls: Sequence[str]) -> dict[str, list[int]]:

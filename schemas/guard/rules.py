@@ -289,6 +289,10 @@ def _check_table(table: exp.Table, ctx: GuardContext) -> None:
         raise Rejection(f"unknown table '{table.sql(d)}'{_suggest(ident.name, ctx)}")
 
 
+# The note ``repair_qualifiers`` leaves: ``o.revenue read as x.revenue``.
+REQUALIFIED = re.compile(r"^\S+\.\S+ read as \S+\.\S+$")
+
+
 def repair_qualifiers(tree: exp.Expr, ctx: GuardContext) -> exp.Expr:
     """``o.revenue`` where ``o`` lacks the column but exactly one other joined table has it:
     requalify (small models often pin a column on the wrong alias). Never guesses between two."""
