@@ -176,14 +176,14 @@ async def test_admin_commands_never_echo_passwords(bot: Assistant, pg_url: str) 
 
 @pytest.mark.asyncio
 async def test_retry_shows_the_model_its_error(settings: Settings, sqlite_url: str) -> None:
-    client = ScriptedClient(["SELECT salary FROM departments", "SELECT name, budget FROM departments ORDER BY id"])
+    client = ScriptedClient(["SELECT headcount FROM departments", "SELECT name, budget FROM departments ORDER BY id"])
     bot = _assistant(settings, client)
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     reply = await bot.handle("department budgets?", ALICE)
     assert reply.kind == "answer" and "budget" in reply.answer.sql  # type: ignore[union-attr]
     first, second = client.requests
     assert first.previous is None and second.previous is not None
-    assert second.previous.sql == "SELECT salary FROM departments" and "salary" in second.previous.error
+    assert second.previous.sql == "SELECT headcount FROM departments" and "headcount" in second.previous.error
     await bot.close()
 
 

@@ -147,7 +147,7 @@ async def test_clarification_is_off_when_configured_and_for_follow_ups(settings:
 
 @pytest.mark.asyncio
 async def test_sql_that_fails_twice_offers_tables(settings: Settings, sqlite_url: str) -> None:
-    bot, client = await _bot(settings, sqlite_url, ["SELECT salary FROM departments"])
+    bot, client = await _bot(settings, sqlite_url, ["SELECT headcount FROM departments"])
     reply = await bot.handle("what do departments pay?", ALICE)
     assert reply.error_kind == "GuardRejected" and len(client.requests) == 2
     labels = [o.label for o in reply.options]
@@ -157,7 +157,7 @@ async def test_sql_that_fails_twice_offers_tables(settings: Settings, sqlite_url
 
 @pytest.mark.asyncio
 async def test_retry_can_be_turned_off(settings: Settings, sqlite_url: str) -> None:
-    bot, client = await _bot(settings, sqlite_url, ["SELECT salary FROM departments"], retry=False)
+    bot, client = await _bot(settings, sqlite_url, ["SELECT headcount FROM departments"], retry=False)
     reply = await bot.handle("what do departments pay?", ALICE)
     assert reply.error_kind == "GuardRejected" and len(client.requests) == 1
     await bot.close()

@@ -31,7 +31,7 @@ from chat2sql.tracing import LangfuseTracer, NoopTracer, make_tracer
 from tests.test_bot_core import ADMIN, ALICE, ScriptedClient, _assistant
 
 GOOD = "SELECT name FROM employees ORDER BY id"
-BAD = "SELECT salary FROM departments"  # unknown column: the guard refuses, one retry follows
+BAD = "SELECT headcount FROM departments"  # unknown column: the guard refuses, one retry follows
 
 
 def _langfuse(settings: Settings, host: str = "http://127.0.0.1:9") -> tuple[Settings, InMemorySpanExporter]:
