@@ -42,7 +42,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import Scope
 
-from schemas.guard.scopes import columns_by_scope, key, reachable, schema_table, sources_in, visible_names
+from schemas.guard.scopes import columns_by_scope, key, qualifier_source, schema_table, sources_in, visible_names
 from schemas.model import DatabaseSchema, Table
 
 MAX_REPAIRS = 3  # mended queries per failed one
@@ -116,7 +116,7 @@ def _first_problem(tree: exp.Expr, schema: DatabaseSchema) -> _Problem | None:
         if not isinstance(ident, exp.Identifier):
             continue
         if column.table:
-            source = _source(scope, column.table)
+            source = qualifier_source(scope, column.table)
             if isinstance(source, exp.Table):
                 known = schema_table(source, schema)
                 if known is not None and schema.find_column(known, ident.name, quoted=ident.quoted) is None:
@@ -127,14 +127,6 @@ def _first_problem(tree: exp.Expr, schema: DatabaseSchema) -> _Problem | None:
         visible = visible_names(scope, column, schema)
         if visible is not None and key(schema.dialect, ident) not in visible:
             return _Problem(kind="bare", node=column, scope=scope)
-    return None
-
-
-def _source(scope: Scope, qualifier: str) -> exp.Expr | Scope | None:
-    for current in reachable(scope):
-        source = sources_in(current).get(qualifier)
-        if source is not None:
-            return source
     return None
 
 

@@ -16,7 +16,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import OptimizeError, SqlglotError
 from sqlglot.optimizer.qualify import qualify
-from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.optimizer.scope import traverse_scope
 from sqlglot.schema import MappingSchema
 
 from schemas.dialects import Dialect, fold_column
@@ -27,10 +27,9 @@ from schemas.guard.literals import string_literals
 from schemas.guard.scopes import (
     columns_by_scope,
     key,
-    reachable,
+    qualifier_source,
     schema_table,
     source_names,
-    sources_in,
     visible_names,
 )
 from schemas.model import DatabaseSchema, Table
@@ -471,7 +470,7 @@ def _unknown_column(tree: exp.Expr, schema: DatabaseSchema) -> str | None:
                 return _unknown_bare(ident.name, ident.name, schema)
             continue
         written = f"{column.table}.{ident.name}"
-        source = _qualifier_source(scope, column.table)
+        source = qualifier_source(scope, column.table)
         if isinstance(source, exp.Table):
             table = schema_table(source, schema)
             if table is not None and schema.find_column(table, ident.name, quoted=ident.quoted) is None:
@@ -480,15 +479,6 @@ def _unknown_column(tree: exp.Expr, schema: DatabaseSchema) -> str | None:
             names = source_names(source, schema)
             if names is not None and key(schema.dialect, ident) not in names:
                 return f"unknown column '{written}': {column.table} has no column {ident.name}"
-    return None
-
-
-def _qualifier_source(scope: Scope, qualifier: str) -> exp.Expr | Scope | None:
-    """What an alias or table name stands for, in this scope or (for a subquery) an outer one."""
-    for current in reachable(scope):
-        source = sources_in(current).get(qualifier)
-        if source is not None:
-            return source
     return None
 
 

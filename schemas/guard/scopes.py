@@ -59,6 +59,15 @@ def sources_in(scope: Scope) -> dict[str, exp.Expr | Scope]:
     return found
 
 
+def qualifier_source(scope: Scope, qualifier: str) -> exp.Expr | Scope | None:
+    """What an alias or table name stands for, in this scope or (for a subquery) an outer one."""
+    for current in reachable(scope):
+        source = sources_in(current).get(qualifier)
+        if source is not None:
+            return source
+    return None
+
+
 def key(dialect: Dialect, ident: exp.Identifier) -> str:
     """The name under which the engine matches the identifier against a column."""
     return fold_column(dialect, ident.name, quoted=ident.quoted)
