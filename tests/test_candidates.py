@@ -224,3 +224,18 @@ def test_a_repair_error_names_the_columns_of_the_tables_it_concerns() -> None:
         f"{problem}. Pets has the columns PetID, PetType. Student has the columns StuID, Fname."
     )  # the table it read first, then the others the error names; never Has_Pet
     assert repair_error(problem, "not sql (", schema, limit=80) == f"{problem}."  # what fits
+
+
+def test_votes_are_weighed_rows_first_then_doubts() -> None:
+    def c(index: int, rows: tuple[str, ...], doubts: int = 0) -> Candidate:
+        return Candidate(
+            sql=f"q{index}", index=index, normalized=f"Q{index}", result=(1, rows), rows=len(rows), doubts=doubts
+        )
+
+    # two agreeing empty results lose to one with rows: an empty answer rarely answers
+    assert choose([c(0, ()), c(1, ()), c(2, ("a",))]).index == 2  # type: ignore[union-attr]
+    # the greedy vote (1.5) beats one sample, not two agreeing ones
+    assert choose([c(0, ("a",)), c(1, ("b",))]).index == 0  # type: ignore[union-attr]
+    assert choose([c(0, ("a",)), c(1, ("b",)), c(2, ("b",))]).index == 1  # type: ignore[union-attr]
+    # each doubt halves a vote: two doubtful samples (0.5 + 0.5) lose to the greedy answer
+    assert choose([c(0, ("a",)), c(1, ("b",), 1), c(2, ("b",), 1)]).index == 0  # type: ignore[union-attr]
