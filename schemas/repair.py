@@ -42,7 +42,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import Scope
 
-from schemas.guard.scopes import columns_by_scope, key, qualifier_source, schema_table, sources_in, visible_names
+from schemas.guard.scopes import schema_table, sources_in, unknown_columns
 from schemas.model import DatabaseSchema, Table
 
 MAX_REPAIRS = 3  # mended queries per failed one
@@ -111,22 +111,13 @@ def _first_problem(tree: exp.Expr, schema: DatabaseSchema) -> _Problem | None:
             continue
         if schema_table(table, schema) is None:
             return _Problem(kind="table", node=table)
-    for scope, column in columns_by_scope(tree):
-        ident = column.this
-        if not isinstance(ident, exp.Identifier):
-            continue
-        if column.table:
-            source = qualifier_source(scope, column.table)
-            if isinstance(source, exp.Table):
-                known = schema_table(source, schema)
-                if known is not None and schema.find_column(known, ident.name, quoted=ident.quoted) is None:
-                    return _Problem(kind="qualified", node=column, scope=scope)
-            continue
-        if ident.quoted and schema.dialect in ("sqlite", "mysql"):
-            continue  # may be a string literal: the guard's literal rule decides
-        visible = visible_names(scope, column, schema)
-        if visible is not None and key(schema.dialect, ident) not in visible:
+    for scope, column, source in unknown_columns(tree, schema):
+        if source is None:
+            if column.this.quoted and schema.dialect in ("sqlite", "mysql"):
+                continue  # may be a string literal: the guard's literal rule decides
             return _Problem(kind="bare", node=column, scope=scope)
+        if isinstance(source, exp.Table):
+            return _Problem(kind="qualified", node=column, scope=scope)
     return None
 
 

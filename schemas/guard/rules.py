@@ -24,14 +24,7 @@ from schemas.guard import functions
 from schemas.guard.denylist import is_denied
 from schemas.guard.fixups import fix_up
 from schemas.guard.literals import string_literals
-from schemas.guard.scopes import (
-    columns_by_scope,
-    key,
-    qualifier_source,
-    schema_table,
-    source_names,
-    visible_names,
-)
+from schemas.guard.scopes import schema_table, unknown_columns
 from schemas.model import DatabaseSchema, Table
 
 
@@ -460,25 +453,16 @@ def _unknown_bare(written: str, name: str, schema: DatabaseSchema) -> str:
 def _unknown_column(tree: exp.Expr, schema: DatabaseSchema) -> str | None:
     """The first column that no source in its scope has, said so that a model can fix it:
     for ``T1.fname``, which table T1 is and which tables do have ``fname``."""
-    for scope, column in columns_by_scope(tree):
+    for _scope, column, source in unknown_columns(tree, schema):
         ident = column.this
-        if not isinstance(ident, exp.Identifier):
-            continue
-        if not column.table:
-            visible = visible_names(scope, column, schema)
-            if visible is not None and key(schema.dialect, ident) not in visible:
-                return _unknown_bare(ident.name, ident.name, schema)
-            continue
+        assert isinstance(ident, exp.Identifier)
+        if source is None:
+            return _unknown_bare(ident.name, ident.name, schema)
         written = f"{column.table}.{ident.name}"
-        source = qualifier_source(scope, column.table)
-        if isinstance(source, exp.Table):
-            table = schema_table(source, schema)
-            if table is not None and schema.find_column(table, ident.name, quoted=ident.quoted) is None:
-                return _wrong_table(written, ident, table, schema)
-        elif source is not None:
-            names = source_names(source, schema)
-            if names is not None and key(schema.dialect, ident) not in names:
-                return f"unknown column '{written}': {column.table} has no column {ident.name}"
+        table = schema_table(source, schema) if isinstance(source, exp.Table) else None
+        if table is not None:
+            return _wrong_table(written, ident, table, schema)
+        return f"unknown column '{written}': {column.table} has no column {ident.name}"
     return None
 
 

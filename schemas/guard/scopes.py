@@ -68,6 +68,33 @@ def qualifier_source(scope: Scope, qualifier: str) -> exp.Expr | Scope | None:
     return None
 
 
+Unknown = tuple[Scope, exp.Column, exp.Expr | Scope | None]
+
+
+def unknown_columns(tree: exp.Expr, schema: DatabaseSchema) -> Iterator[Unknown]:
+    """Each column that no source in its scope has, in order, with the source its qualifier
+    names (``None`` for a bare column): what the unknown-column message and the schema
+    repairs both start from."""
+    for scope, column in columns_by_scope(tree):
+        ident = column.this
+        if not isinstance(ident, exp.Identifier):
+            continue
+        if not column.table:
+            visible = visible_names(scope, column, schema)
+            if visible is not None and key(schema.dialect, ident) not in visible:
+                yield scope, column, None
+            continue
+        source = qualifier_source(scope, column.table)
+        if isinstance(source, exp.Table):
+            table = schema_table(source, schema)
+            if table is not None and schema.find_column(table, ident.name, quoted=ident.quoted) is None:
+                yield scope, column, source
+        elif source is not None:
+            names = source_names(source, schema)
+            if names is not None and key(schema.dialect, ident) not in names:
+                yield scope, column, source
+
+
 def key(dialect: Dialect, ident: exp.Identifier) -> str:
     """The name under which the engine matches the identifier against a column."""
     return fold_column(dialect, ident.name, quoted=ident.quoted)
