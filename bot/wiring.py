@@ -68,6 +68,7 @@ def assistant_config(settings: Settings) -> AssistantConfig:
         temperature=settings.candidate_temperature,
         value_links=settings.value_links,
         schema_repairs=settings.schema_repairs,
+        grouping_repairs=settings.grouping_repairs,
     )
 
 

@@ -158,6 +158,10 @@ class Settings(BaseSettings):
         default=True,
         description="When every candidate names a table or column the schema lacks, try the schema's mended versions.",
     )
+    grouping_repairs: bool = Field(
+        default=True,
+        description="Also try each candidate that aggregates without GROUP BY grouped by its plain select items.",
+    )
     warmup_wait_s: float = Field(default=240.0, ge=0, le=900, description="How long a question waits on a cold worker.")
 
     # --- the chat server (python -m bot serve) -------------------------------------------

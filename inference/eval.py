@@ -1,7 +1,7 @@
 """Evaluation harness over a Spider-format set, through the production question flow.
 
 ``python -m inference.eval --data DIR [--limit N] [--out FILE] [--config SPEC]
-[--compare SPEC_A SPEC_B] [--inference local|worker|openai]``
+[--compare SPEC_A SPEC_B] [--inference local|worker|openai] [--replay REPORT]``
 
 DIR holds ``dev.json`` (items with ``db_id``, ``question``, ``query`` and optionally
 ``difficulty`` or Spider's ``hardness``; without either, Spider's own rules grade the gold
@@ -18,7 +18,7 @@ harness only watches the inference client. A data set or configuration it cannot
 
 A configuration (``SPEC``) is a JSON or YAML file or an inline ``key=value,key=value`` list
 with the keys ``name``, ``adapter``, ``prompt_format``, ``schema_budget``, ``retry``,
-``examples``, ``clarify``, ``values``, ``glossary`` and ``repairs`` (on/off), ``candidates`` (sampled
+``examples``, ``clarify``, ``values``, ``glossary``, ``repairs`` and ``regroup`` (on/off), ``candidates`` (sampled
 candidates beside the greedy answer, 0 to 8) and ``temperature`` (of those, above 0, at most
 2); unset keys come from the settings, as in the bot.
 ``retry=off`` turns off the assistant's one automatic retry. ``examples=on`` gives the
@@ -27,8 +27,11 @@ assistant the set's other questions of the same database as verified examples
 when a question matches nothing in the schema; the clarification rate is reported.
 ``values=off`` stops telling the model which columns hold the values a question names;
 ``repairs=off`` leaves out the schema repairs of candidates that all named unknown columns;
+``regroup=off`` the grouped versions of candidates that aggregate without GROUP BY;
 ``glossary=off`` leaves the data set's glossary out (with it on, every ``glossary.json`` entry
 is defined in that configuration's registry before its run).
+``--replay REPORT`` answers from the model answers an earlier report recorded instead of
+a model (``inference.replay``): what changed after the model, measured in minutes.
 ``--recall BUDGET,...`` also reports, per schema token budget, the share of the gold
 queries' tables that the budgeted schema keeps (no model needed).
 
@@ -82,6 +85,7 @@ from inference.eval_metrics import (
     percentile,
 )
 from inference.protocol import MAX_SAMPLES, DatabaseInfo, GenerateRequest, GenerateResponse
+from inference.replay import Recording, ReplayClient, ReplayError
 from schemas.glossary import GlossaryUnchanged
 from schemas.registry import NAME_PATTERN, Registry
 
@@ -90,7 +94,7 @@ EVAL_MAX_ROWS = 100_000
 EXEC_TIMEOUT_S = 30.0
 DIFFICULTY_ORDER = ("easy", "medium", "hard", "extra")
 _UNLIMITED = Limit(1_000_000.0, 1_000_000)
-_FLAGS = frozenset({"retry", "examples", "clarify", "values", "glossary", "repairs"})
+_FLAGS = frozenset({"retry", "examples", "clarify", "values", "glossary", "repairs", "regroup"})
 _CONFIG_KEYS = frozenset({"name", "adapter", "prompt_format", "schema_budget", "candidates", "temperature"}) | _FLAGS
 GLOSSARY_FILE = "glossary.json"
 _TRUE, _FALSE = frozenset({"on", "true", "yes", "1"}), frozenset({"off", "false", "no", "0"})
@@ -135,6 +139,7 @@ class EvalConfig:
     values: bool = True
     glossary: bool = True
     repairs: bool = True
+    regroup: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EvalConfig:
@@ -152,6 +157,7 @@ class EvalConfig:
             values=config.value_links,
             glossary=config.glossary,
             repairs=config.schema_repairs,
+            regroup=config.grouping_repairs,
         )
 
     def updated(self, spec: str) -> EvalConfig:
@@ -504,6 +510,7 @@ async def _run_config(
             temperature=config.temperature,
             value_links=config.values,
             schema_repairs=config.repairs,
+            grouping_repairs=config.regroup,
             glossary=config.glossary,
         ),
     )
@@ -887,10 +894,17 @@ async def _main(args: argparse.Namespace) -> int:
                   "schema_recall": schema_recall(examples, args.data, budgets or [base.schema_budget])}  # fmt: skip
         print(markdown(recall), end="")
         return 0
-    client = inference_client(settings)
+    replay = _replay_client(args.replay) if args.replay is not None else None
+    if replay is not None:
+        try:
+            replay.check_covers((_db_name(e.db_id), e.question) for e in examples)
+        except ReplayError as err:
+            raise EvalError(f"cannot replay {args.replay}: {err}") from None
+    client = replay or inference_client(settings)
     try:
         started = time.perf_counter()
-        await _warm_up(client, configs[0], _db_name(examples[0].db_id))
+        if replay is None:
+            await _warm_up(client, configs[0], _db_name(examples[0].db_id))
         runs = await evaluate(
             examples,
             data=args.data,
@@ -899,9 +913,13 @@ async def _main(args: argparse.Namespace) -> int:
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
         elapsed = time.perf_counter() - started
+    except ReplayError as err:
+        raise EvalError(f"cannot replay {args.replay}: {err}") from None
     finally:
         await client.close()
     result = report(data=args.data, configs=configs, runs=runs, elapsed_s=elapsed)
+    if replay is not None:
+        result["replay"] = {"report": str(args.replay), "unrecorded_calls": replay.unrecorded}
     if budgets:
         result["schema_recall"] = schema_recall(examples, args.data, budgets)
     if args.out is not None:
@@ -910,6 +928,27 @@ async def _main(args: argparse.Namespace) -> int:
     else:
         print(markdown(result), end="")
     return 0
+
+
+_RECORDED = ("db_id", "question", "attempts")
+
+
+def _replay_client(path: Path) -> ReplayClient:
+    """The recorded answers of ``path``'s first run."""
+    saved = read_json(path)
+    runs = saved.get("runs") if isinstance(saved, dict) else None
+    if not runs or not isinstance(runs[0], dict) or not isinstance(runs[0].get("items"), list):
+        raise EvalError(f"{path} is not a report of python -m inference.eval (no runs with items)")
+    recordings = []
+    for number, item in enumerate(runs[0]["items"]):
+        db_id, question, attempts = (item.get(k) if isinstance(item, dict) else None for k in _RECORDED)
+        if not isinstance(db_id, str) or not isinstance(question, str) or not isinstance(attempts, list | None):
+            raise EvalError(f"{path}: item {number} lacks a db_id and a question")
+        recordings.append(Recording(_db_name(db_id), question, attempts or []))
+    try:
+        return ReplayClient(recordings)
+    except ReplayError as err:
+        raise EvalError(f"cannot replay {path}: {err}") from None
 
 
 def _budgets(spec: str | None) -> list[int]:
@@ -935,6 +974,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--recall", default=None, help="schema budgets (tokens) for the table-recall table, e.g. 1500,400"
     )
+    parser.add_argument("--replay", type=Path, default=None, help="answer from a report's recorded model answers")
     parser.add_argument("--recall-only", action="store_true", help="only the table-recall table (no model)")
     args = parser.parse_args(argv)
     try:

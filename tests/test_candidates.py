@@ -239,3 +239,27 @@ def test_votes_are_weighed_rows_first_then_doubts() -> None:
     assert choose([c(0, ("a",)), c(1, ("b",)), c(2, ("b",))]).index == 1  # type: ignore[union-attr]
     # each doubt halves a vote: two doubtful samples (0.5 + 0.5) lose to the greedy answer
     assert choose([c(0, ("a",)), c(1, ("b",), 1), c(2, ("b",), 1)]).index == 0  # type: ignore[union-attr]
+
+
+UNGROUPED = "SELECT department_id, COUNT(*) FROM employees WHERE department_id IS NOT NULL"
+
+
+@pytest.mark.asyncio
+async def test_an_ungrouped_count_is_also_tried_grouped(make: Callable[..., object]) -> None:
+    client = SampledClient(lambda _: [UNGROUPED, UNGROUPED.replace("COUNT(*)", "COUNT(id)")])
+    assistant = await make(client, candidates=1)  # type: ignore[operator]
+    reply = await assistant.ask("how many employees in each department?", ADMIN)
+    assert reply.kind == "answer" and reply.answer is not None
+    assert "GROUP BY department_id" in reply.answer.sql
+    assert "grouped by department_id: the aggregate ran over all rows" in reply.answer.warnings
+    assert len(client.requests) == 1
+    audit = assistant.store.audit(limit=1)[0]
+    assert audit.guard_verdict == "accepted" and audit.sql == reply.answer.sql
+
+
+@pytest.mark.asyncio
+async def test_with_grouping_repairs_off_the_ungrouped_answer_stands(make: Callable[..., object]) -> None:
+    client = SampledClient(lambda _: [UNGROUPED])
+    assistant = await make(client, grouping_repairs=False)  # type: ignore[operator]
+    reply = await assistant.ask("how many employees in each department?", ADMIN)
+    assert reply.answer is not None and "GROUP BY" not in reply.answer.sql

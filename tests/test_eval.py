@@ -808,3 +808,65 @@ def test_configuration_defaults_follow_the_bot_settings() -> None:
     config = EvalConfig.from_settings(settings)
     assert (config.candidates, config.temperature, config.values, config.glossary) == (2, 0.3, False, True)
     assert EvalConfig.from_settings(Settings(_env_file=None)).candidates == 4  # type: ignore[call-arg]
+
+
+# --- replay: today's pipeline on a report's recorded model answers ------------------------------
+
+
+def test_replay_reproduces_a_live_run_without_the_model(
+    shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    made = _cli_client(monkeypatch)
+    live = tmp_path / "live.json"
+    assert main(["--data", str(shop), "--out", str(live)]) == 0
+    recorded = json.loads(live.read_text())["runs"][0]["items"]
+    assert recorded[1]["attempts"] == [["SELECT label FROM items"], ["SELECT name FROM items ORDER BY id"]]
+    replayed = tmp_path / "replayed.json"
+    assert main(["--data", str(shop), "--out", str(replayed), "--replay", str(live)]) == 0
+    assert len(made) == 1  # the replay made no client of the configured backend
+    again = json.loads(replayed.read_text())
+    assert [i["execution_match"] for i in again["runs"][0]["items"]] == [i["execution_match"] for i in recorded]
+    assert [i["attempts"] for i in again["runs"][0]["items"]] == [i["attempts"] for i in recorded]
+    assert again["replay"] == {"report": str(live), "unrecorded_calls": 0}
+    # Retry off asks once: the recorded second answers are never used, nothing is unrecorded.
+    assert main(["--data", str(shop), "--out", str(replayed), "--replay", str(live), "--config", "retry=off"]) == 0
+    matches = [i["execution_match"] for i in json.loads(replayed.read_text())["runs"][0]["items"]]
+    assert matches == [True, False, False, True, False]
+
+
+def test_replay_counts_the_calls_it_has_no_recording_for(shop: Path) -> None:
+    from inference.replay import Recording, ReplayClient
+
+    (results,), _ = _run(shop, EvalConfig(name="live"))
+    # Only the first call of each question was recorded: a retry gets that answer again.
+    client = ReplayClient(Recording("shop", r.question, r.attempts[:1]) for r in results)
+    (replayed,) = asyncio.run(evaluate(load_dataset(shop), data=shop, client=client, configs=[EvalConfig()]))
+    assert client.unrecorded == 2  # the two questions the live run retried
+    assert [r.execution_match for r in replayed] == [True, False, False, True, False]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("not json", "not valid JSON"),
+        ('{"runs": []}', "is not a report of python -m inference.eval"),
+        ('{"runs": [{"items": [{"db_id": "shop", "question": "q", "index": 0}]}]}', "no item has attempts"),
+    ],
+)
+def test_replay_of_a_bad_report_is_one_error_line(
+    shop: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, expected: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert main(["--data", str(shop), "--replay", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and expected in err and "\n" not in err
+
+
+def test_replay_of_a_report_on_other_questions(shop: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "other.json"
+    item = {"db_id": "shop", "question": "something else", "attempts": [["SELECT 1"]]}
+    other.write_text(json.dumps({"runs": [{"items": [item]}]}))
+    assert main(["--data", str(shop), "--replay", str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: cannot replay {other}: the report has no answer for") and "\n" not in err

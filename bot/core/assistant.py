@@ -54,11 +54,12 @@ from inference.protocol import (
 from schemas import glossary as terms
 from schemas import guard
 from schemas.glossary import GlossaryEntry
+from schemas.grouping import regrouped
 from schemas.model import DatabaseSchema
 from schemas.preview import ReadOnlyRunner, run_checked
 from schemas.registry import RegisteredDatabase, Registry
 from schemas.render import approx_tokens, rank_tables, render_schema, table_scores
-from schemas.repair import repairs
+from schemas.repair import Repair, repairs
 from schemas.values import links
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class AssistantConfig:
     temperature: float = 0.7  # of the sampled candidates
     value_links: bool = True  # tell the model which columns hold the values the question names
     schema_repairs: bool = True  # all candidates failed on an unknown name: try schemas.repair's mends
+    grouping_repairs: bool = True  # also try ungrouped aggregating candidates grouped (schemas.grouping)
     glossary: bool = True  # the database's glossary entries that the question concerns enter the prompt
 
 
@@ -539,8 +541,10 @@ class Assistant:
             key=lambda c: c.index,
         )
         outcome.candidates += len(texts)
+        if self.config.grouping_repairs:
+            candidates = await asyncio.to_thread(self._regrouped, entry, candidates, outcome)
         chosen = choose(candidates)
-        if chosen is None and self.config.schema_repairs:
+        if chosen is None and (self.config.schema_repairs or self.config.grouping_repairs):
             with self.tracer.observe("schema_repair") as span:
                 chosen = await asyncio.to_thread(self._mended, entry, candidates, outcome)
                 mended = None if chosen is None else {"sql": chosen.normalized, "notes": list(chosen.warnings)}
@@ -560,17 +564,24 @@ class Assistant:
         return chosen.normalized, None
 
     def _mended(self, entry: RegisteredDatabase, failed: Sequence[Candidate], outcome: _Outcome) -> Candidate | None:
-        """When every candidate failed on a table or column the schema lacks: their schema
-        repairs (``schemas.repair``), through the guard and the same short run, chosen among
-        as the candidates are; the repair's notes become the answer's warnings."""
-        proposals: dict[str, tuple[str, ...]] = {}
+        """When every candidate failed: the schema repairs (``schemas.repair``) of those that
+        named a table or column the schema lacks, and the grouped versions
+        (``schemas.grouping``) of those the database refused (``ORDER BY COUNT(*)`` without
+        GROUP BY), through the guard and the same short run, chosen among as the candidates
+        are. A grouping is a guess the schema does not back: one doubt. The notes become the
+        answer's warnings."""
+        proposals: dict[str, tuple[tuple[str, ...], int]] = {}
         tried = {c.sql for c in failed}
         for candidate in failed:
-            if candidate.rule not in REPAIRABLE_RULES:
-                continue
-            for mended in repairs(candidate.sql, entry.schema):
+            mends: list[tuple[Repair, int]] = []
+            if candidate.rule in REPAIRABLE_RULES and self.config.schema_repairs:
+                mends = [(mended, 0) for mended in repairs(candidate.sql, entry.schema)]
+            elif candidate.rule == "database_error" and self.config.grouping_repairs:
+                grouped = regrouped(candidate.normalized or candidate.sql, entry.schema.dialect)
+                mends = [(grouped, 1)] if grouped is not None else []
+            for mended, doubt in mends:
                 if mended.sql not in tried:
-                    proposals.setdefault(mended.sql, mended.notes)
+                    proposals.setdefault(mended.sql, (mended.notes, doubt))
         if not proposals:
             return None
         self.metrics.schema_repairs.labels("tried").inc()
@@ -579,13 +590,47 @@ class Assistant:
         outcome.candidates += len(proposals)
         start = len(failed)
         mended_candidates = [
-            replace(c, index=start + i, warnings=(*notes, *c.warnings))
-            for i, (c, notes) in enumerate(zip(checked, proposals.values(), strict=True))
+            replace(c, index=start + i, warnings=(*notes, *c.warnings), doubts=c.doubts + doubt)
+            for i, (c, (notes, doubt)) in enumerate(zip(checked, proposals.values(), strict=True))
         ]
         chosen = choose(mended_candidates)
         if chosen is not None:
             self.metrics.schema_repairs.labels("answered").inc()
         return chosen
+
+    def _regrouped(
+        self, entry: RegisteredDatabase, candidates: Sequence[Candidate], outcome: _Outcome
+    ) -> list[Candidate]:
+        """``candidates`` with each accepted one that aggregates without GROUP BY read as its grouped
+        version (``schemas.grouping``), when that passes the guard and the same short run.
+        The grouped one keeps the original's index and one doubt for the grouping, so it
+        weighs what the ungrouped original did: two other candidates that agree outvote it.
+        The grouping's note becomes its warning."""
+        sources: dict[str, tuple[str, ...]] = {}
+        tried = {c.sql for c in candidates} | {c.normalized for c in candidates if c.normalized}
+        for candidate in candidates:
+            if candidate.ok:
+                grouped = regrouped(candidate.normalized or candidate.sql, entry.schema.dialect)
+                if grouped is not None and grouped.sql not in tried:
+                    sources[candidate.sql] = (grouped.sql, *grouped.notes)
+        if not sources:
+            return list(candidates)
+        proposals = list(dict.fromkeys(sql for sql, *_ in sources.values()))
+        checked = dict(
+            zip(proposals, self._run_all(entry, self._guard_all(entry, proposals), CANDIDATE_ROWS), strict=True)
+        )
+        outcome.candidates += len(proposals)
+        out = []
+        for candidate in candidates:
+            sql, *notes = sources.get(candidate.sql, (None,))
+            grouped = checked.get(sql) if sql is not None else None
+            if grouped is None or not grouped.ok:
+                out.append(candidate)
+                continue
+            out.append(
+                replace(grouped, index=candidate.index, doubts=grouped.doubts + 1, warnings=(*notes, *grouped.warnings))
+            )
+        return out
 
     def _guard_all(self, entry: RegisteredDatabase, sqls: list[str]) -> list[guard.GuardResult]:
         return [

@@ -35,6 +35,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from schemas.dialects import Dialect
+from schemas.grouping import ungrouped
 from schemas.guard.rules import REQUALIFIED
 from schemas.model import DatabaseSchema, Table
 
@@ -99,7 +100,7 @@ def choose(candidates: Sequence[Candidate]) -> Candidate | None:
 def doubts(sql: str, warnings: Sequence[str], dialect: Dialect) -> int:
     """How many reasons there are to trust a guard-accepted candidate less: the guard moved
     one of its columns to another table (``REQUALIFIED``), or a SELECT mixes aggregates and
-    plain columns without GROUP BY.
+    plain columns without GROUP BY (``schemas.grouping.ungrouped``).
 
     >>> doubts("SELECT name, SUM(sales) FROM singer", (), "sqlite")
     1
@@ -113,22 +114,7 @@ def doubts(sql: str, warnings: Sequence[str], dialect: Dialect) -> int:
         tree = sqlglot.parse_one(sql, read=dialect)
     except SqlglotError:
         return found
-    return found + int(any(_ungrouped(select) for select in tree.find_all(exp.Select)))
-
-
-def _ungrouped(select: exp.Select) -> bool:
-    if select.args.get("group"):
-        return False
-    aggregates = plain = False
-    for item in select.expressions:
-        for node in item.find_all(exp.AggFunc, exp.Column):
-            if node.find_ancestor(exp.Select) is not select:
-                continue  # inside a subquery of the select list
-            if isinstance(node, exp.AggFunc):
-                aggregates = aggregates or not isinstance(node.parent, exp.Window)  # SUM(x) OVER (...) is no aggregate
-            elif node.find_ancestor(exp.AggFunc) is None:
-                plain = True
-    return aggregates and plain
+    return found + int(any(ungrouped(select) for select in tree.find_all(exp.Select)))
 
 
 def distinct(sqls: Sequence[str]) -> dict[str, list[int]]:
