@@ -9,7 +9,8 @@ WHERE (which every dialect refuses) to HAVING.
 
 It leaves alone a select list whose only aggregates are MIN and MAX
 (``SELECT name, MAX(age) FROM singer``): SQLite returns the row of that extreme, which is
-what such a query usually means. Like a schema repair, a regrouped query is only a
+what such a query usually means, unless the question asks per group (``per_group``: "the
+maximum weight for each type of pet", ``asks_per_group``). Like a schema repair, a regrouped query is only a
 proposal: the guard checks it and the database runs it, and its note says what changed.
 
 >>> regrouped("SELECT name, COUNT(*) FROM pets", "sqlite").sql
@@ -21,11 +22,15 @@ proposal: the guard checks it and the database runs it, and its note says what c
 'SELECT name FROM pets GROUP BY name HAVING COUNT(*) > 2'
 >>> regrouped("SELECT name, MAX(age) FROM singer", "sqlite") is None
 True
+>>> regrouped("SELECT PetType, MAX(weight) FROM pets", "sqlite", per_group=True).sql
+'SELECT PetType, MAX(weight) FROM pets GROUP BY PetType'
 >>> regrouped("SELECT name, COUNT(*) FROM pets GROUP BY name", "sqlite") is None
 True
 """
 
 from __future__ import annotations
+
+import re
 
 import sqlglot
 from sqlglot import exp
@@ -35,9 +40,19 @@ from schemas.dialects import Dialect
 from schemas.repair import Repair
 
 EXTREMES = (exp.Max, exp.Min)
+PER_GROUP = re.compile(r"\b(each|every|per)\b", re.IGNORECASE)
 
 
-def regrouped(sql: str, dialect: Dialect) -> Repair | None:
+def asks_per_group(question: str) -> bool:
+    """Whether ``question`` asks for a figure per group ("for each type", "per country").
+
+    >>> asks_per_group("List the maximum weight and type for each type of pet."), asks_per_group("Who is oldest?")
+    (True, False)
+    """
+    return PER_GROUP.search(question) is not None
+
+
+def regrouped(sql: str, dialect: Dialect, *, per_group: bool = False) -> Repair | None:
     """``sql`` with each ungrouped aggregating SELECT grouped by its plain select items, or
     None when no SELECT needs it (or ``sql`` does not parse)."""
     try:
@@ -48,7 +63,7 @@ def regrouped(sql: str, dialect: Dialect) -> Repair | None:
         return None
     notes: list[str] = []
     for select in list(tree.find_all(exp.Select)):
-        note = _regroup(select, dialect)
+        note = _regroup(select, dialect, per_group=per_group)
         if note:
             notes.append(note)
     if not notes:
@@ -70,7 +85,7 @@ def ungrouped(select: exp.Select) -> bool:
     return bool(_listed(select) or _ordered(select) or _where_aggregates(select))
 
 
-def _regroup(select: exp.Select, dialect: Dialect) -> str | None:
+def _regroup(select: exp.Select, dialect: Dialect, *, per_group: bool) -> str | None:
     if not ungrouped(select):
         return None
     notes = []
@@ -84,7 +99,8 @@ def _regroup(select: exp.Select, dialect: Dialect) -> str | None:
     listed, ordered = _listed(select), _ordered(select)
     if not listed and not ordered and not conditions:
         return "; ".join(notes) or None
-    if listed and not ordered and not conditions and all(isinstance(a, EXTREMES) for a in listed):
+    extremes_only = listed and not ordered and not conditions and all(isinstance(a, EXTREMES) for a in listed)
+    if extremes_only and not per_group:
         return "; ".join(notes) or None  # the row of the extreme: SQLite's reading, and the usual meaning
     keys = [item.unalias().copy() for item in _plain_items(select)]
     select.group_by(*keys, copy=False)

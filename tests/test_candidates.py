@@ -263,3 +263,18 @@ async def test_with_grouping_repairs_off_the_ungrouped_answer_stands(make: Calla
     assistant = await make(client, grouping_repairs=False)  # type: ignore[operator]
     reply = await assistant.ask("how many employees in each department?", ADMIN)
     assert reply.answer is not None and "GROUP BY" not in reply.answer.sql
+
+
+@pytest.mark.asyncio
+async def test_a_grouped_version_that_a_sample_wrote_gathers_the_ungrouped_votes(make: Callable[..., object]) -> None:
+    extreme = "SELECT department_id, MAX(salary) FROM employees WHERE department_id IS NOT NULL"
+    grouped = f"{extreme} GROUP BY department_id"
+    wrong = "SELECT department_id, salary FROM employees WHERE id = 1"
+    client = SampledClient(lambda _: [extreme, extreme, grouped, wrong])
+    assistant = await make(client, candidates=3)  # type: ignore[operator]
+    reply = await assistant.ask("what is the top salary in each department?", ADMIN)
+    assert reply.answer is not None and "GROUP BY department_id" in reply.answer.sql
+    # Without "each" the ungrouped extreme is SQLite's row of the maximum: left as it is.
+    client.script = lambda _: [extreme, extreme, wrong]
+    reply = await assistant.ask("which department has the top salary?", ADMIN)
+    assert reply.answer is not None and "GROUP BY" not in reply.answer.sql

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.grouping import regrouped
+from schemas.grouping import asks_per_group, regrouped
 from tests.conftest import make_sqlite, sample_script
 
 
@@ -92,3 +92,13 @@ def test_grouped_queries_run_and_answer_per_group(tmp_path: Path) -> None:
         assert {r[0] for r in conn.execute(below.sql)} == {"Chen", "Dee", "Émile", "Fay", "Gus"}
     finally:
         conn.close()
+
+
+def test_extremes_are_grouped_only_when_the_question_asks_per_group() -> None:
+    sql = "SELECT department_id, MAX(salary) FROM employees"
+    assert regrouped(sql, "sqlite") is None  # "who earns the most": the row of the extreme
+    mended = regrouped(sql, "sqlite", per_group=True)
+    assert mended is not None and mended.sql == f"{sql} GROUP BY department_id"
+    assert asks_per_group("What is the top salary in each department?")
+    assert asks_per_group("Highest salary per department")
+    assert not asks_per_group("Which department pays the most?")

@@ -54,7 +54,7 @@ from inference.protocol import (
 from schemas import glossary as terms
 from schemas import guard
 from schemas.glossary import GlossaryEntry
-from schemas.grouping import regrouped
+from schemas.grouping import asks_per_group, regrouped
 from schemas.model import DatabaseSchema
 from schemas.preview import ReadOnlyRunner, run_checked
 from schemas.registry import RegisteredDatabase, Registry
@@ -607,11 +607,11 @@ class Assistant:
         weighs what the ungrouped original did: two other candidates that agree outvote it.
         The grouping's note becomes its warning."""
         sources: dict[str, tuple[str, ...]] = {}
-        tried = {c.sql for c in candidates} | {c.normalized for c in candidates if c.normalized}
+        per_group = asks_per_group(outcome.question)
         for candidate in candidates:
             if candidate.ok:
-                grouped = regrouped(candidate.normalized or candidate.sql, entry.schema.dialect)
-                if grouped is not None and grouped.sql not in tried:
+                grouped = regrouped(candidate.normalized or candidate.sql, entry.schema.dialect, per_group=per_group)
+                if grouped is not None:
                     sources[candidate.sql] = (grouped.sql, *grouped.notes)
         if not sources:
             return list(candidates)
