@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) -m bench.engine_bench --json data/bench/engine.json
 	$(PY) -m bench.core_bench
 	$(PY) -m bench.slack_bench
+	$(PY) -m bench.mcp_bench
 	$(PY) -m bench.load
 
 clean:

@@ -1,4 +1,4 @@
-"""``python -m bot``: ask, chat, audit, demo."""
+"""``python -m bot``: ask, chat, demo, serve, mcp, audit, report."""
 
 from __future__ import annotations
 
@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="default: CHAT2SQL_SERVER_HOST")
     p.add_argument("--port", type=int, help="default: CHAT2SQL_SERVER_PORT")
     p.set_defaults(handler=None)
+    p = sub.add_parser("mcp", help="the MCP server over stdio, for the local user (assistants start it)")
+    p.set_defaults(handler=_mcp)
     sub.add_parser("audit", help="list the audit log: [--since 7d|ISO] [--limit N] [--json]")
     sub.add_parser("report", help="reports: `report ab [--since 7d] [--json]` compares the A/B arms")
     return parser
@@ -101,6 +103,18 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
         return await ask(
             assistant, args.question, database=args.db, run=args.run, as_json=args.json, start_model=start_model
         )
+    finally:
+        await assistant.close()
+
+
+async def _mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.mcp_server import serve_stdio
+
+    assistant, start_model = _console_assistant(settings)
+    if start_model is not None:
+        start_model()  # loads while the client lists the tools: the first ask waits less
+    try:
+        return await serve_stdio(assistant)
     finally:
         await assistant.close()
 

@@ -1,9 +1,10 @@
 """``python -m bot serve``: one ASGI app for every chat platform.
 
-Routes: ``/healthz``, ``/metrics``, and those of each configured platform: Slack's
-``/slack/events`` (plus ``/slack/install`` and ``/slack/oauth_redirect`` with OAuth),
-Teams' ``/api/messages``. A platform is configured by its settings; with none, the server
-still starts (health and metrics only) and says so in its log.
+Routes: ``/healthz``, ``/metrics``, ``/mcp`` (the MCP server over streamable HTTP, behind
+the API keys: ``bot.mcp_server``; ``CHAT2SQL_MCP_HTTP=false`` leaves it out), and those of
+each configured platform: Slack's ``/slack/events`` (plus ``/slack/install`` and
+``/slack/oauth_redirect`` with OAuth), Teams' ``/api/messages``. A platform is configured by
+its settings; with none, the server still starts (health, metrics, MCP) and says so in its log.
 
 Nothing slow runs before a platform's acknowledgement: answers are produced in background
 tasks that the app tracks and drains on shutdown.
@@ -19,7 +20,9 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.routing import Route
 
+from bot import mcp_server
 from bot.core.assistant import Assistant
 from bot.metrics import BotMetrics
 from chat2sql.settings import Settings
@@ -113,6 +116,7 @@ def build_app(
         context = ServerContext(settings=settings, assistant=assistant)
     ctx = context
     chosen = list(platforms) if platforms is not None else configured_platforms(ctx)
+    mcp = _McpEndpoint(settings, ctx.assistant) if settings.mcp_http else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -124,7 +128,11 @@ def build_app(
         for platform in chosen:
             await platform.start()
         try:
-            yield
+            if mcp is None:
+                yield
+            else:
+                async with mcp.running():
+                    yield
         finally:
             for platform in reversed(chosen):
                 await platform.stop()
@@ -144,7 +152,31 @@ def build_app(
 
     for platform in chosen:
         platform.mount(app)
+    if mcp is not None:
+        app.router.routes.append(Route(mcp_server.HTTP_PATH, mcp.app, methods=["GET", "POST", "DELETE"]))
     return app
+
+
+class _McpEndpoint:
+    """``/mcp``: the MCP server on the app's assistant, its key store and its rate limiter."""
+
+    def __init__(self, settings: Settings, assistant: Assistant) -> None:
+        from chat2sql.ratelimit import make_rate_limiter
+        from inference.keys import KeyStore
+
+        self.server = mcp_server.Chat2SQLServer(assistant)
+        self.keys = KeyStore.open(settings)
+        self.limiter = make_rate_limiter(settings.redis_url)
+        self.app = mcp_server.http_app(self.server, keys=self.keys, limiter=self.limiter)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        try:
+            async with self.server.session_manager.run():
+                yield
+        finally:
+            await self.limiter.close()
+            self.keys.close()
 
 
 def create_app() -> FastAPI:

@@ -380,3 +380,21 @@ def chart_note(shown: int, total: int, *, more_rows: bool) -> str:
 
 def choices_cut(hidden: int) -> str:
     return f"…and {hidden} more; ask again naming the one you mean."
+
+
+# --- the MCP server (bot/mcp_server.py) ---------------------------------------------------------
+
+OWN_SQL_QUESTION = "(own SQL, previewed through the MCP server)"  # the audit row's question
+MCP_INSTRUCTIONS = (
+    "chat2sql answers questions about company databases with checked, read-only SQL. "
+    "Call list_databases first; describe_schema shows what the model sees; ask writes SQL for a "
+    "question (it does not run it); run_preview runs SQL through the guard on a read-only "
+    "connection, a few rows at most; explain says in plain English what SQL does."
+)
+MCP_NO_KEY = "Send an API key as 'Authorization: Bearer <key>' (python -m inference keys create)."
+MCP_BAD_KEY = "The API key is not valid."
+MCP_LIMITER_DOWN = "Rate limiting is unavailable; retry shortly."
+
+
+def mcp_rate_limited(retry_s: int) -> str:
+    return f"Too many requests for this key; retry in {retry_s} s."

@@ -165,6 +165,7 @@ class Settings(BaseSettings):
     warmup_wait_s: float = Field(default=240.0, ge=0, le=900, description="How long a question waits on a cold worker.")
 
     # --- the chat server (python -m bot serve) -------------------------------------------
+    mcp_http: bool = Field(default=True, description="Serve the MCP tools at /mcp (API keys required).")
     server_host: str = "127.0.0.1"
     server_port: int = Field(default=3000, ge=1, le=65535)
 

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import DateTime, Engine, String, create_engine, select
+from sqlalchemy import DateTime, Engine, String, Text, create_engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -52,6 +52,7 @@ class ApiKeyRow(Base):
     prefix: Mapped[str] = mapped_column(String(DISPLAY_PREFIX_CHARS))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    databases_json: Mapped[str | None] = mapped_column(Text)  # NULL: every database (migration 0010)
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -91,6 +92,16 @@ class DuplicateKeyName(KeyStoreError):
         return f"An API key named '{self.name}' already exists (revoked keys keep their name); pick another name."
 
 
+class InvalidDatabaseList(KeyStoreError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    @property
+    def message(self) -> str:
+        return f"'{self.name}' is not a valid database name for --databases: use {NAME_RULES}, comma-separated."
+
+
 class UnknownKeyName(KeyStoreError):
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -113,10 +124,14 @@ class KeyInfo:
     prefix: str
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+    databases: tuple[str, ...] | None = None  # the only databases it may use (MCP); None: every one
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def may_use(self, database: str) -> bool:
+        return self.databases is None or database in self.databases
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -126,6 +141,7 @@ class KeyInfo:
             "created_at": self.created_at.isoformat(),
             "revoked": self.revoked,
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "databases": list(self.databases) if self.databases is not None else None,
         }
 
 
@@ -149,12 +165,16 @@ class KeyStore:
     def close(self) -> None:
         self._engine.dispose()
 
-    def create(self, name: str, tier: str) -> str:
-        """Store a new key and return it in plain text: the only time anyone sees it."""
+    def create(self, name: str, tier: str, *, databases: Sequence[str] | None = None) -> str:
+        """Store a new key and return it in plain text: the only time anyone sees it.
+        ``databases`` limits what the key may use on the MCP server (None: every database)."""
         if not NAME_PATTERN.fullmatch(name or ""):
             raise InvalidKeyName(name)
         if tier not in TIERS:
             raise InvalidTier(tier)
+        for database in databases or ():
+            if not NAME_PATTERN.fullmatch(database):
+                raise InvalidDatabaseList(database)
         key = KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
         row = ApiKeyRow(
             name=name,
@@ -163,6 +183,7 @@ class KeyStore:
             prefix=key[:DISPLAY_PREFIX_CHARS],
             created_at=dt.datetime.now(dt.UTC),
             revoked_at=None,
+            databases_json=None if databases is None else json.dumps(sorted(set(databases))),
         )
         with Session(self._engine) as session:
             if session.scalar(select(ApiKeyRow.id).where(ApiKeyRow.name == name)) is not None:
@@ -217,6 +238,7 @@ def _info(row: ApiKeyRow) -> KeyInfo:
         prefix=row.prefix,
         created_at=_aware(row.created_at),
         revoked_at=_aware(row.revoked_at) if row.revoked_at else None,
+        databases=tuple(json.loads(row.databases_json)) if row.databases_json is not None else None,
     )
 
 
@@ -257,6 +279,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("create", help="create a key and print it (shown only this once)")
     p.add_argument("--name", required=True)
     p.add_argument("--tier", required=True, help=f"one of: {', '.join(TIERS)}")
+    p.add_argument(
+        "--databases", default=None, help="comma-separated: the only databases the key may use on the MCP server"
+    )
     p.set_defaults(handler=_create)
 
     p = sub.add_parser("list", help="list keys (never the secrets)")
@@ -270,7 +295,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _create(args: argparse.Namespace, store: KeyStore) -> int:
-    print(store.create(args.name, args.tier))
+    databases = None if args.databases is None else [d.strip() for d in args.databases.split(",")]
+    print(store.create(args.name, args.tier, databases=databases))
     return EXIT_OK
 
 
@@ -283,7 +309,8 @@ def _list(args: argparse.Namespace, store: KeyStore) -> int:
         print("no API keys (python -m inference keys create --tier TIER --name NAME)")
     for k in keys:
         state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
-        print(f"{k.name}\t{k.tier}\t{k.prefix}…\t{k.created_at:%Y-%m-%d %H:%M}\t{state}")
+        scope = ",".join(k.databases) if k.databases is not None else "all databases"
+        print(f"{k.name}\t{k.tier}\t{k.prefix}…\t{k.created_at:%Y-%m-%d %H:%M}\t{state}\t{scope}")
     return EXIT_OK
 
 

@@ -102,7 +102,7 @@ def test_list_shows_no_secrets(store: KeyStore) -> None:
     key = store.create("svc", "standard")
     [info] = store.list()
     assert isinstance(info, KeyInfo)
-    assert set(info.to_json()) == {"name", "tier", "prefix", "created_at", "revoked", "revoked_at"}
+    assert set(info.to_json()) == {"name", "tier", "prefix", "created_at", "revoked", "revoked_at", "databases"}
     assert key not in repr(info) and key[8:] not in json.dumps(info.to_json())
 
 
@@ -179,6 +179,24 @@ def test_cli_create_list_revoke(registry_settings: Settings, capsys: pytest.Capt
     store.close()
 
 
+def test_a_key_limited_to_some_databases(registry_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["create", "--tier", "standard", "--name", "bi", "--databases", "sales_db, hr_db,sales_db"]
+    assert keys_main(argv, settings=registry_settings) == 0
+    key = capsys.readouterr().out.strip()
+    assert keys_main(["create", "--tier", "standard", "--name", "everything"], settings=registry_settings) == 0
+    capsys.readouterr()
+    assert keys_main(["list", "--json"], settings=registry_settings) == 0
+    listed = {k["name"]: k["databases"] for k in json.loads(capsys.readouterr().out)}
+    assert listed == {"bi": ["hr_db", "sales_db"], "everything": None}
+    assert keys_main(["list"], settings=registry_settings) == 0
+    out = capsys.readouterr().out
+    assert "\thr_db,sales_db" in out and "\tall databases" in out
+    store = KeyStore.open(registry_settings)
+    info = store.authenticate(key)
+    store.close()
+    assert info is not None and info.may_use("hr_db") and not info.may_use("ops_db")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -186,6 +204,11 @@ def test_cli_create_list_revoke(registry_settings: Settings, capsys: pytest.Capt
         (["create", "--tier", "standard", "--name", "Bad Name"], "error: 'Bad Name' is not a valid key name"),
         (["create", "--tier", "standard", "--name", "taken"], "error: An API key named 'taken' already"),
         (["revoke", "nope"], "error: No API key named 'nope' exists."),
+        (
+            ["create", "--tier", "standard", "--name", "svc", "--databases", "hr,Bad DB"],
+            "error: 'Bad DB' is not a valid database name for --databases",
+        ),
+        (["create", "--tier", "standard", "--name", "svc", "--databases", ""], "error: '' is not a valid database"),
     ],
 )
 def test_cli_errors_are_one_line_and_change_nothing(
@@ -267,6 +290,10 @@ def test_a_0001_registry_upgrades_and_keeps_its_rows(registry_settings: Settings
 
 def test_migrations_match_the_models_including_api_keys(tmp_path: Path) -> None:
     """Autogenerate finds nothing to do: the migration chain and the ORM models agree."""
+    import schemas.glossary
+    import schemas.values  # their tables too, whichever tests ran before
+
+    assert schemas.glossary and schemas.values
     engine = create_engine(f"sqlite:///{tmp_path / 'r.db'}")
     upgrade(engine)
     upgrade(engine)  # idempotent

@@ -273,11 +273,8 @@ class Assistant:
             self.metrics.errors.labels(outcome.error_kind).inc()
         audit_id = await asyncio.to_thread(
             self.store.record,
-            AuditRecord(
-                platform=where.platform,
-                workspace=where.workspace,
-                channel=where.channel,
-                user_id=where.user_id,
+            _audit_record(
+                where,
                 database=outcome.database,
                 question=safe_question,
                 sql=outcome.sql,
@@ -312,6 +309,29 @@ class Assistant:
             adapter=outcome.adapter,
         )
         return Reply(kind="answer", text=text, answer=answer)
+
+    async def preview_sql(self, database: str, sql: str, where: Where) -> PreviewReply:
+        """Someone's own SQL through the guard and the read-only preview, as an answer's is:
+        the audit row (platform, database, the SQL as sent) is written first, then previewed."""
+        entry = await asyncio.to_thread(self.allowed_entry, database, where)  # UnknownDatabase, NotAllowedHere
+        audit_id = await asyncio.to_thread(
+            self.store.record,
+            _audit_record(
+                where,
+                database=entry.name,
+                question=messages.OWN_SQL_QUESTION,
+                sql=clean_text(sql),
+                guard_verdict=None,
+                preview_rows=None,
+                latency_ms=0.0,
+                cache_hit=False,
+                error_kind=None,
+                adapter=None,
+                trace_id=uuid.uuid4().hex,
+                arm=None,
+            ),
+        )
+        return await self.preview(audit_id, where)
 
     async def preview(self, audit_id: int, where: Where) -> PreviewReply:
         """Run an answer's SQL through the guard and the read-only preview."""
@@ -417,9 +437,19 @@ class Assistant:
             return messages.example_kept(database.name)
         return ""
 
-    def schema_text(self, database: str, where: Where) -> str:
-        """The schema as the model sees it (hidden columns left out)."""
-        return render_schema(self._model_view(self.allowed_entry(database, where))[0].schema)
+    def schema_text(self, database: str, where: Where, *, question: str | None = None) -> str:
+        """The schema as the model sees it (hidden columns left out); with ``question``, the
+        tables that question's prompt would keep within the schema budget, and the notes the
+        model would get beside them (glossary entries, the columns holding its values)."""
+        entry, glossary = self._model_view(self.allowed_entry(database, where))
+        if question is None:
+            return render_schema(entry.schema)
+        question = _validate_question(question)
+        notes = self._notes_for(entry, glossary, question)
+        text = render_schema(
+            entry.schema, question=question, max_tokens=self.config.schema_budget_tokens, linked=notes.linked
+        )
+        return "\n".join([text, *(f"-- {hint}" for hint in notes.hints)])
 
     # --- the question flow -----------------------------------------------------------
 
@@ -623,12 +653,12 @@ class Assistant:
         out = []
         for candidate in candidates:
             sql, *notes = sources.get(candidate.sql, (None,))
-            grouped = checked.get(sql) if sql is not None else None
-            if grouped is None or not grouped.ok:
+            variant = checked.get(sql) if sql is not None else None
+            if variant is None or not variant.ok:
                 out.append(candidate)
                 continue
             out.append(
-                replace(grouped, index=candidate.index, doubts=grouped.doubts + 1, warnings=(*notes, *grouped.warnings))
+                replace(variant, index=candidate.index, doubts=variant.doubts + 1, warnings=(*notes, *variant.warnings))
             )
         return out
 
@@ -865,8 +895,12 @@ class Assistant:
         self.store.set_default(where, name)
         return messages.default_set(name)
 
+    def usable_databases(self, where: Where) -> list[RegisteredDatabase]:
+        """The registered databases that may be used from ``where``."""
+        return [e for e in self.registry.list() if self.store.is_allowed(e.name, where)]
+
     def _databases(self, where: Where) -> str:
-        entries = [e for e in self.registry.list() if self.store.is_allowed(e.name, where)]
+        entries = self.usable_databases(where)
         if not entries:
             return messages.no_databases_here()
         default = self.store.default(where)
@@ -892,11 +926,8 @@ class Assistant:
                 reply = Reply(kind="error", text=messages.user_message(err), error_kind=type(err).__name__)
         await asyncio.to_thread(
             self.store.record,
-            AuditRecord(
-                platform=where.platform,
-                workspace=where.workspace,
-                channel=where.channel,
-                user_id=where.user_id,
+            _audit_record(
+                where,
                 database=command.args[0] if command.args else None,
                 question=redact(text),
                 sql=None,
@@ -914,6 +945,13 @@ class Assistant:
 
 def _schema_text(request: GenerateRequest, text: str) -> GenerateRequest:
     return request.model_copy(update={"database": request.database.model_copy(update={"schema_text": text})})
+
+
+def _audit_record(where: Where, **fields: Any) -> AuditRecord:
+    """The audit row of something asked from ``where``."""
+    return AuditRecord(
+        platform=where.platform, workspace=where.workspace, channel=where.channel, user_id=where.user_id, **fields
+    )
 
 
 def _validate_question(question: str) -> str:
