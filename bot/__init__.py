@@ -1,1 +1,1 @@
-"""chat2sql bot: the platform-neutral core, the console channel, and (later) Slack and Teams."""
+"""chat2sql bot: the platform-neutral core, the console, the chat server (Slack, Teams) and the MCP server."""

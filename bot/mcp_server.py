@@ -23,7 +23,8 @@ the registry gives that user, as the console has. Over HTTP, an API key
 (``Authorization: Bearer c2s_…``; ``python -m inference keys create``): its tier's token bucket
 (429 with ``Retry-After``), and the databases it was created for
 (``--databases sales,hr``; without it, every database the ``mcp`` platform may use). A key's
-name is its user and its channel (``key:NAME``), so per-channel access rows and defaults apply.
+name is its user and its workspace (``key:NAME``): its own budget in the core's rate limits,
+and its own access rows and defaults.
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ from bot.core.text import one_line
 from bot.store import Where
 from chat2sql import errors, messages
 from chat2sql.ratelimit import TIERS, RateLimiter, RateLimiterUnavailable
-from schemas import guard
 from schemas.registry import RegisteredDatabase
 
 PLATFORM = "mcp"
@@ -103,8 +103,10 @@ def local_caller(user: str | None = None) -> Caller:
 
 
 def key_caller(key: KeyInfoLike) -> Caller:
+    """An API key's caller: a workspace of its own (``key:NAME``), so that one key's questions
+    never spend another's workspace budget in the core's rate limits."""
     return Caller(
-        Where(platform=PLATFORM, workspace="api", channel=f"key:{key.name}", user_id=key.name), databases=key.databases
+        Where(platform=PLATFORM, workspace=f"key:{key.name}", channel="http", user_id=key.name), databases=key.databases
     )
 
 
@@ -218,8 +220,12 @@ class Chat2SQLServer(MCPServer):
         @self.tool(name="explain")
         async def explain(database: Database, sql: Sql, ctx: Context) -> str:
             """What a SQL statement does, in plain English (after the guard has read it)."""
-            entry = await self.entry(self._context_caller(ctx), database)
-            verdict = await asyncio.to_thread(guard.check, sql, entry.schema, allowed_functions=entry.allowed_functions)
+            caller = self._context_caller(ctx)
+            entry = await self.entry(caller, database)
+            try:
+                entry, verdict = await asyncio.to_thread(self.assistant.check_sql, entry.name, sql, caller.where)
+            except errors.Chat2SQLError as err:
+                raise ToolError(messages.user_message(err)) from None
             if not verdict.ok or verdict.normalized is None:
                 raise ToolError(messages.user_message(errors.GuardRejected(verdict.rule or "", verdict.reason or "")))
             text = await asyncio.to_thread(explain_sql, verdict.normalized, dialect=entry.schema.dialect)
@@ -291,8 +297,12 @@ class KeyGate:
         if key is None:
             await _refuse(401, messages.MCP_BAD_KEY, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
             return
+        tier = TIERS.get(key.tier)
+        if tier is None:  # a tier this version no longer has: the key cannot be honoured
+            await _refuse(401, messages.MCP_BAD_KEY, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            return
         try:
-            decision = await self.limiter.acquire(f"mcp-key:{key.name}", TIERS[key.tier])
+            decision = await self.limiter.acquire(f"mcp-key:{key.name}", tier)
         except RateLimiterUnavailable:
             await _refuse(503, messages.MCP_LIMITER_DOWN, {"Retry-After": "5"})(scope, receive, send)
             return

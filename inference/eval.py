@@ -942,8 +942,13 @@ def _replay_client(path: Path) -> ReplayClient:
     recordings = []
     for number, item in enumerate(runs[0]["items"]):
         db_id, question, attempts = (item.get(k) if isinstance(item, dict) else None for k in _RECORDED)
-        if not isinstance(db_id, str) or not isinstance(question, str) or not isinstance(attempts, list | None):
+        if not isinstance(db_id, str) or not isinstance(question, str):
             raise EvalError(f"{path}: item {number} lacks a db_id and a question")
+        if attempts is not None and not (
+            isinstance(attempts, list)
+            and all(isinstance(a, list) and a and all(isinstance(sql, str) for sql in a) for a in attempts)
+        ):
+            raise EvalError(f"{path}: item {number}'s attempts are not lists of SQL texts")
         recordings.append(Recording(_db_name(db_id), question, attempts or []))
     try:
         return ReplayClient(recordings)

@@ -40,6 +40,7 @@ from schemas.dialects import Dialect
 from schemas.repair import Repair
 
 EXTREMES = (exp.Max, exp.Min)
+COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 PER_GROUP = re.compile(r"\b(each|every|per)\b", re.IGNORECASE)
 
 
@@ -91,6 +92,8 @@ def _regroup(select: exp.Select, dialect: Dialect, *, per_group: bool) -> str | 
     notes = []
     conditions = _where_aggregates(select)
     compared = [c for c in conditions if _own_all(c, select, exp.Column)]
+    if not all(_column_against_aggregate(c, select) for c in compared):
+        return None  # an aggregate inside an OR, a CASE…: no reading is safe enough to propose
     for condition in compared:  # age > AVG(age): the average of all rows, in a subquery
         for aggregate in _own_all(condition, select, exp.AggFunc):
             aggregate.replace(exp.Subquery(this=_over_all(select, aggregate)))
@@ -116,11 +119,28 @@ def _regroup(select: exp.Select, dialect: Dialect, *, per_group: bool) -> str | 
     return "; ".join(notes)
 
 
+def _column_against_aggregate(condition: exp.Expr, select: exp.Select) -> bool:
+    """``age > AVG(age)``: a comparison of plain columns on one side with aggregates alone
+    on the other."""
+    if not isinstance(condition, COMPARISONS):
+        return False
+    sides = [
+        (bool(_own_all(side, select, exp.Column)), bool(_own_all(side, select, exp.AggFunc)))
+        for side in (condition.left, condition.right)
+    ]
+    return sorted(sides) == [(False, True), (True, False)]
+
+
 def _plain_items(select: exp.Select) -> list[exp.Expr]:
-    """The select items with a column outside any aggregate; none when the list has a star."""
-    if any(isinstance(item.unalias(), exp.Star) for item in select.expressions):
+    """The select items with a column outside any aggregate; none when the list has a star
+    (``*`` or ``t.*``)."""
+    if any(_star(item.unalias()) for item in select.expressions):
         return []
     return [i for i in select.expressions if _own_all(i, select, exp.Column) and not _own_all(i, select, exp.AggFunc)]
+
+
+def _star(item: exp.Expr) -> bool:
+    return isinstance(item, exp.Star) or (isinstance(item, exp.Column) and isinstance(item.this, exp.Star))
 
 
 def _listed(select: exp.Select) -> list[exp.Expr]:
@@ -159,12 +179,18 @@ def _own_all(node: exp.Expr, select: exp.Select, kind: type[exp.Expr]) -> list[e
     for sub in node.find_all(kind):
         if sub.find_ancestor(exp.Select) is not select:
             continue
-        if isinstance(sub, exp.AggFunc) and isinstance(sub.parent, exp.Window):
+        if isinstance(sub, exp.AggFunc) and _in_window(sub, select):
             continue
         if isinstance(sub, exp.Column) and sub.find_ancestor(exp.AggFunc, exp.Window) is not None:
             continue
         found.append(sub)
     return found
+
+
+def _in_window(aggregate: exp.Expr, select: exp.Select) -> bool:
+    """``SUM(x) OVER (…)``, ``COUNT(*) FILTER (WHERE …) OVER (…)``: a window, not an aggregate."""
+    window = aggregate.find_ancestor(exp.Window, exp.Select)
+    return isinstance(window, exp.Window) and window.find_ancestor(exp.Select) is select
 
 
 def _conjuncts(condition: exp.Expr) -> list[exp.Expr]:

@@ -870,3 +870,26 @@ def test_replay_of_a_report_on_other_questions(shop: Path, tmp_path: Path, capsy
     assert main(["--data", str(shop), "--replay", str(other)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: cannot replay {other}: the report has no answer for") and "\n" not in err
+
+
+def test_replay_serves_repeated_questions_in_order_and_empty_recordings() -> None:
+    from inference.protocol import DatabaseInfo
+    from inference.replay import Recording, ReplayClient
+
+    client = ReplayClient(
+        [Recording("db", "same?", [["SELECT 1"]]), Recording("db", "same?", [["SELECT 2"]]), Recording("db", "x", [])]
+    )
+    client.check_covers([("db", "same?"), ("db", " same? "), ("db", "x")])
+
+    async def first(question: str) -> str:
+        return (await client.generate(GenerateRequest(question=question, database=DatabaseInfo(name="db")))).sql
+
+    assert asyncio.run(first("same?")) == "SELECT 1" and asyncio.run(first("same?  ")) == "SELECT 2"
+    assert asyncio.run(first("x")) == "" and client.unrecorded == 1  # nothing recorded: an empty answer, counted
+
+
+def test_replay_refuses_malformed_attempts(shop: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"runs": [{"items": [{"db_id": "shop", "question": "q", "attempts": ["SELECT 1"]}]}]}))
+    assert main(["--data", str(shop), "--replay", str(bad)]) == 2
+    assert "item 0's attempts are not lists of SQL texts" in capsys.readouterr().err

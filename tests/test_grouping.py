@@ -62,6 +62,9 @@ def test_ungrouped_aggregates_are_grouped(sql: str, expected: str, note: str) ->
         "SELECT COUNT(*), AVG(salary) FROM employees",
         "SELECT *, COUNT(*) FROM employees",
         "SELECT name, SUM(salary) OVER (PARTITION BY department_id) FROM employees",
+        "SELECT name, COUNT(*) FILTER (WHERE salary > 1) OVER () FROM employees",  # a window too
+        "SELECT e.*, COUNT(*) FROM employees AS e",  # no grouping key to name
+        "SELECT name FROM employees WHERE COUNT(*) > 1 OR salary > 1",  # no safe reading
         "SELECT name FROM employees WHERE salary > (SELECT AVG(salary) FROM employees)",
         "not sql at all (",
     ],

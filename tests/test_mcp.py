@@ -192,7 +192,7 @@ async def test_http_tools_behind_a_key(settings: Settings, sqlite_url: str) -> N
         preview = await c.call_tool("run_preview", {"database": "hr", "sql": SQL})
         assert preview.structured_content is not None and preview.structured_content["rows"] == [["Ada"], ["Bo"]]
     audit = app.state.context.assistant.store.audit(limit=2)
-    assert {(a.platform, a.user_id, a.channel) for a in audit} == {("mcp", "all-dbs", "key:all-dbs")}
+    assert {(a.platform, a.user_id, a.workspace) for a in audit} == {("mcp", "all-dbs", "key:all-dbs")}
 
 
 @pytest.mark.asyncio
@@ -280,3 +280,15 @@ async def test_stdio_server_for_the_local_user(tmp_path: Path, sqlite_url: str) 
         assert {r.platform for r in rows} == {"mcp"} and all(r.workspace == "local" for r in rows)
     finally:
         store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_hidden_column_is_unknown_to_every_tool(assistant: Assistant) -> None:
+    assistant.registry.glossary.define("hr", "hidden", "employees.email", "", by="admin")
+    server = Chat2SQLServer(assistant, caller=local_caller("ada"))
+    async with Client(server) as client:
+        schema = _text(await client.call_tool("describe_schema", {"database": "hr"}))
+        assert "employees" in schema and "email" not in schema
+        for tool in ("explain", "run_preview"):
+            result = await client.call_tool(tool, {"database": "hr", "sql": "SELECT email FROM employees"})
+            assert result.is_error and "unknown column" in _text(result), (tool, _text(result))

@@ -310,6 +310,12 @@ class Assistant:
         )
         return Reply(kind="answer", text=text, answer=answer)
 
+    def check_sql(self, database: str, sql: str, where: Where) -> tuple[RegisteredDatabase, guard.GuardResult]:
+        """Someone's own SQL through the guard, against the database as the model sees it
+        (a hidden column is unknown here too); UnknownDatabase, NotAllowedHere."""
+        entry, _ = self._model_view(self.allowed_entry(database, where))
+        return entry, guard.check(sql, entry.schema, allowed_functions=entry.allowed_functions)
+
     async def preview_sql(self, database: str, sql: str, where: Where) -> PreviewReply:
         """Someone's own SQL through the guard and the read-only preview, as an answer's is:
         the audit row (platform, database, the SQL as sent) is written first, then previewed."""
@@ -602,13 +608,16 @@ class Assistant:
         answer's warnings."""
         proposals: dict[str, tuple[tuple[str, ...], int]] = {}
         tried = {c.sql for c in failed}
+        per_group = asks_per_group(outcome.question)
         for candidate in failed:
             mends: list[tuple[Repair, int]] = []
             if candidate.rule in REPAIRABLE_RULES and self.config.schema_repairs:
                 mends = [(mended, 0) for mended in repairs(candidate.sql, entry.schema)]
             elif candidate.rule == "database_error" and self.config.grouping_repairs:
-                grouped = regrouped(candidate.normalized or candidate.sql, entry.schema.dialect)
-                mends = [(grouped, 1)] if grouped is not None else []
+                grouped = regrouped(candidate.normalized or candidate.sql, entry.schema.dialect, per_group=per_group)
+                if grouped is not None:  # the guard's notes on the original still hold, and its doubts
+                    notes = (*grouped.notes, *candidate.warnings)
+                    mends = [(replace(grouped, notes=notes), max(1, candidate.doubts))]
             for mended, doubt in mends:
                 if mended.sql not in tried:
                     proposals.setdefault(mended.sql, (mended.notes, doubt))
@@ -633,9 +642,9 @@ class Assistant:
     ) -> list[Candidate]:
         """``candidates`` with each accepted one that aggregates without GROUP BY read as its grouped
         version (``schemas.grouping``), when that passes the guard and the same short run.
-        The grouped one keeps the original's index and one doubt for the grouping, so it
-        weighs what the ungrouped original did: two other candidates that agree outvote it.
-        The grouping's note becomes its warning."""
+        The grouped one keeps the original's index, warnings and doubts (the ungrouped one
+        stands for the grouping guess), so it weighs what the original did: two other
+        candidates that agree outvote it. The grouping's note comes first among its warnings."""
         sources: dict[str, tuple[str, ...]] = {}
         per_group = asks_per_group(outcome.question)
         for candidate in candidates:
@@ -657,9 +666,9 @@ class Assistant:
             if variant is None or not variant.ok:
                 out.append(candidate)
                 continue
-            out.append(
-                replace(variant, index=candidate.index, doubts=variant.doubts + 1, warnings=(*notes, *variant.warnings))
-            )
+            warnings = (*notes, *dict.fromkeys((*candidate.warnings, *variant.warnings)))
+            doubts = max(candidate.doubts, variant.doubts + 1)  # the original's (the guard's moves too)
+            out.append(replace(variant, index=candidate.index, doubts=doubts, warnings=warnings))
         return out
 
     def _guard_all(self, entry: RegisteredDatabase, sqls: list[str]) -> list[guard.GuardResult]:
