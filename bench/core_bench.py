@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.table import print_table
 from bot.core.access import Admins
 from bot.core.assistant import Assistant, AssistantConfig
 from bot.store import BotStore, Where
@@ -89,10 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rows = asyncio.run(_run(Path(tmp), args.questions))
     header = ["path", "questions", "p50 ms", "p99 ms"]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print(f"Bot core overhead per question, instant engine, {TABLES}-table SQLite schema")
-    for r in [header, ["-" * w for w in widths], *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    print_table(f"Bot core overhead per question, instant engine, {TABLES}-table SQLite schema", header, rows)
     return 0
 
 

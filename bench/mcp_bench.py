@@ -26,6 +26,7 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from bench.table import print_table
 from bot.console import console_where
 from bot.core.access import Admins
 from bot.core.assistant import Assistant, AssistantConfig
@@ -112,10 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rows = asyncio.run(_run(Path(tmp), args.questions))
     header = ["path", "questions", "p50 ms", "p99 ms", "p50 over console ms"]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print("MCP overhead per question, instant engine, sample SQLite database, cache off")
-    for r in [header, ["-" * w for w in widths], *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    print_table("MCP overhead per question, instant engine, sample SQLite database, cache off", header, rows)
     return 0
 
 
