@@ -30,13 +30,11 @@ and its own access rows and defaults.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import decimal
 import getpass
 import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, cast
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
@@ -52,7 +50,8 @@ from bot.core.explain import explain_sql
 from bot.core.text import one_line
 from bot.store import Where
 from chat2sql import errors, messages
-from chat2sql.ratelimit import TIERS, RateLimiter, RateLimiterUnavailable
+from chat2sql.ratelimit import RateLimiter
+from inference.keys import Authenticator, KeyInfoLike, Refusal, admit
 from schemas.registry import RegisteredDatabase
 
 PLATFORM = "mcp"
@@ -82,19 +81,9 @@ class Caller:
         return self.databases is None or database in self.databases
 
 
-class KeyInfoLike(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def tier(self) -> str: ...
-
+class McpKey(KeyInfoLike, Protocol):
     @property
     def databases(self) -> tuple[str, ...] | None: ...
-
-
-class KeyAuthenticator(Protocol):
-    def authenticate(self, presented: str) -> KeyInfoLike | None: ...
 
 
 def local_caller(user: str | None = None) -> Caller:
@@ -102,7 +91,7 @@ def local_caller(user: str | None = None) -> Caller:
     return Caller(Where(platform=PLATFORM, workspace="local", channel="stdio", user_id=user or getpass.getuser()))
 
 
-def key_caller(key: KeyInfoLike) -> Caller:
+def key_caller(key: McpKey) -> Caller:
     """An API key's caller: a workspace of its own (``key:NAME``), so that one key's questions
     never spend another's workspace budget in the core's rate limits."""
     return Caller(
@@ -212,7 +201,7 @@ class Chat2SQLServer(MCPServer):
             return {
                 "sql": preview.sql,
                 "columns": list(preview.columns),
-                "rows": [[_json_value(v) for v in row] for row in preview.rows],
+                "rows": [[_finite(v) for v in row] for row in preview.rows],  # the preview's JSON values
                 "truncated": preview.truncated,
                 "table": f"{format_table(preview.columns, preview.rows)}\n({len(preview.rows)} rows{more})",
             }
@@ -259,29 +248,21 @@ class Chat2SQLServer(MCPServer):
         )
 
 
-def _json_value(value: Any) -> Any:
-    """A cell as JSON can carry it: numbers stay numbers, times become ISO text."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return f"<{len(bytes(value))} bytes>"
-    return str(value)
+def _finite(value: Any) -> Any:
+    """A preview cell (already a JSON value, ``schemas.preview``), infinities and NaN as text:
+    strict JSON has no such numbers."""
+    return str(value) if isinstance(value, float) and not math.isfinite(value) else value
 
 
 # --- HTTP: the key gate ----------------------------------------------------------------------------
 
 
 class KeyGate:
-    """ASGI middleware in front of the streamable HTTP app: the bearer key (401), its tier's
-    token bucket (429 with ``Retry-After``), then the request goes on with its caller."""
+    """ASGI middleware in front of the streamable HTTP app: the worker's key check
+    (``inference.keys.admit``: 401, its tier's token bucket with 429 and ``Retry-After``),
+    then the request goes on with its caller."""
 
-    def __init__(self, app: ASGIApp, *, keys: KeyAuthenticator, limiter: RateLimiter) -> None:
+    def __init__(self, app: ASGIApp, *, keys: Authenticator, limiter: RateLimiter) -> None:
         self.app, self.keys, self.limiter = app, keys, limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -289,28 +270,11 @@ class KeyGate:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            await _refuse(401, messages.MCP_NO_KEY, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+        admitted = await admit(headers.get("authorization", ""), self.keys, self.limiter, bucket="mcp-key:")
+        if isinstance(admitted, Refusal):
+            await _refuse(admitted.status, admitted.message, admitted.headers)(scope, receive, send)
             return
-        key = await asyncio.to_thread(self.keys.authenticate, token.strip())
-        if key is None:
-            await _refuse(401, messages.MCP_BAD_KEY, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
-            return
-        tier = TIERS.get(key.tier)
-        if tier is None:  # a tier this version no longer has: the key cannot be honoured
-            await _refuse(401, messages.MCP_BAD_KEY, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
-            return
-        try:
-            decision = await self.limiter.acquire(f"mcp-key:{key.name}", tier)
-        except RateLimiterUnavailable:
-            await _refuse(503, messages.MCP_LIMITER_DOWN, {"Retry-After": "5"})(scope, receive, send)
-            return
-        if not decision.allowed:
-            retry = max(1, math.ceil(decision.retry_after_s))
-            await _refuse(429, messages.mcp_rate_limited(retry), {"Retry-After": str(retry)})(scope, receive, send)
-            return
-        scope.setdefault("state", {})[CALLER_STATE] = key_caller(key)
+        scope.setdefault("state", {})[CALLER_STATE] = key_caller(cast(McpKey, admitted))
         await self.app(scope, receive, send)
 
 
@@ -318,7 +282,7 @@ def _refuse(status: int, message: str, headers: dict[str, str]) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def http_app(server: Chat2SQLServer, *, keys: KeyAuthenticator, limiter: RateLimiter) -> ASGIApp:
+def http_app(server: Chat2SQLServer, *, keys: Authenticator, limiter: RateLimiter) -> ASGIApp:
     """The ``/mcp`` endpoint: stateless streamable HTTP with JSON responses (any replica can
     answer any request; every request carries its key), behind the key gate. The caller
     must run ``server.session_manager.run()`` for the app's lifetime. Host-header checks are

@@ -392,9 +392,3 @@ MCP_INSTRUCTIONS = (
     "connection, a few rows at most; explain says in plain English what SQL does."
 )
 MCP_NO_KEY = "Send an API key as 'Authorization: Bearer <key>' (python -m inference keys create)."
-MCP_BAD_KEY = "The API key is not valid."
-MCP_LIMITER_DOWN = "Rate limiting is unavailable; retry shortly."
-
-
-def mcp_rate_limited(retry_s: int) -> str:
-    return f"Too many requests for this key; retry in {retry_s} s."

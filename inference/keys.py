@@ -6,21 +6,27 @@ right one here: the key is random with 256 bits of entropy, so there is nothing 
 password hash to protect. Every ``authenticate`` reads the database (no cache), so a key
 created or revoked by another process takes effect at once.
 
+``admit`` is the one check of a presented key, for every surface that takes keys (the
+worker's API, the bot's ``/mcp``): the bearer header, the key, its tier's token bucket.
+
 ``keys_main`` is the command line: ``create``, ``list [--json]``, ``revoke``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import builtins
 import datetime as dt
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import DateTime, Engine, String, Text, create_engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -28,7 +34,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from chat2sql.errors import UserFacingError
 from chat2sql.messages import NAME_RULES, registry_unusable
-from chat2sql.ratelimit import TIERS
+from chat2sql.ratelimit import TIERS, RateLimiter, RateLimiterUnavailable
 from chat2sql.redact import error_line
 from chat2sql.settings import Settings
 from schemas.registry import NAME_PATTERN, Base, upgrade
@@ -225,6 +231,59 @@ class KeyStore:
     def list(self) -> builtins.list[KeyInfo]:
         with Session(self._engine) as session:
             return [_info(r) for r in session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.name))]
+
+
+# --- admitting a request -----------------------------------------------------------------
+
+
+class KeyInfoLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tier(self) -> str: ...
+
+
+class Authenticator(Protocol):
+    def authenticate(self, presented: str) -> KeyInfoLike | None: ...
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request was not admitted, as an HTTP answer."""
+
+    status: int
+    code: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+async def admit(authorization: str, keys: Authenticator, limiter: RateLimiter, *, bucket: str) -> KeyInfoLike | Refusal:
+    """The key of an ``Authorization: Bearer …`` header, charged one token from its tier's
+    bucket (``bucket`` + the key's name), or the refusal: 401 (no key, not a live key, a tier
+    this version does not have), 503 (the limiter is down), 429 with ``Retry-After``."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return Refusal(401, "unauthorized", "Send the API key as 'Authorization: Bearer <key>'.", _BEARER)
+    info = await asyncio.to_thread(keys.authenticate, token.strip())
+    tier = TIERS.get(info.tier) if info is not None else None
+    if info is None or tier is None:
+        return Refusal(401, "unauthorized", "The API key is not valid.", _BEARER)
+    try:
+        decision = await limiter.acquire(f"{bucket}{info.name}", tier)
+    except RateLimiterUnavailable:
+        return Refusal(
+            503, "rate_limiter_unavailable", "Rate limiting is unavailable; retry shortly.", {"Retry-After": "5"}
+        )
+    if not decision.allowed:
+        retry = max(1, math.ceil(decision.retry_after_s))
+        return Refusal(
+            429, "rate_limited", f"Too many requests for this key; retry in {retry} s.", {"Retry-After": str(retry)}
+        )
+    return info
+
+
+_BEARER = {"WWW-Authenticate": "Bearer"}
 
 
 def _hash(key: str) -> str:

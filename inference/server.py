@@ -13,13 +13,11 @@ Every error is JSON ``{"error": {"code", "message"}}`` with a sentence safe to s
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,7 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chat2sql.errors import UserFacingError
 from chat2sql.log import request_id
-from chat2sql.ratelimit import TIERS, RateLimiter, RateLimiterUnavailable
+from chat2sql.ratelimit import RateLimiter
+from inference.keys import Authenticator, KeyInfoLike, Refusal, admit
 from inference.prompts import PromptTooLong, UnknownPromptFormat
 from inference.protocol import ErrorDetail, ErrorResponse, GenerateRequest, GenerateResponse, Health
 from inference.service import ModelFailed, ModelLoading, UnknownAdapter, Worker
@@ -38,18 +37,6 @@ from inference.service import ModelFailed, ModelLoading, UnknownAdapter, Worker
 log = logging.getLogger(__name__)
 
 LOADING_RETRY_AFTER_S = 10
-
-
-class KeyInfoLike(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def tier(self) -> str: ...
-
-
-class Authenticator(Protocol):
-    def authenticate(self, presented: str) -> KeyInfoLike | None: ...
 
 
 class ApiError(Exception):
@@ -171,36 +158,10 @@ def build_app(*, worker: Worker, keys: Authenticator, limiter: RateLimiter, max_
         return _error(422, "invalid_request", _validation_message(exc.errors()))
 
     async def authenticated(request: Request) -> KeyInfoLike:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(
-                401,
-                "unauthorized",
-                "Send the API key as 'Authorization: Bearer <key>'.",
-                {"WWW-Authenticate": "Bearer"},
-            )
-        info = await asyncio.to_thread(keys.authenticate, token.strip())
-        if info is None:
-            raise ApiError(401, "unauthorized", "The API key is not valid.", {"WWW-Authenticate": "Bearer"})
-        try:
-            decision = await limiter.acquire(f"key:{info.name}", TIERS[info.tier])
-        except RateLimiterUnavailable:
-            raise ApiError(
-                503,
-                "rate_limiter_unavailable",
-                "Rate limiting is unavailable; retry shortly.",
-                {"Retry-After": "5"},
-            ) from None
-        if not decision.allowed:
-            retry = max(1, math.ceil(decision.retry_after_s))
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"Too many requests for this key; retry in {retry} s.",
-                {"Retry-After": str(retry)},
-            )
-        return info
+        admitted = await admit(request.headers.get("authorization", ""), keys, limiter, bucket="key:")
+        if isinstance(admitted, Refusal):
+            raise ApiError(admitted.status, admitted.code, admitted.message, admitted.headers)
+        return admitted
 
     @app.post("/v1/generate", response_model=GenerateResponse)
     async def generate(

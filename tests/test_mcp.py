@@ -230,9 +230,9 @@ async def test_http_without_a_valid_key_is_refused(settings: Settings, sqlite_ur
 async def test_http_rate_limit_by_tier_says_when_to_retry(
     settings: Settings, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.mcp_server
+    import chat2sql.ratelimit
 
-    monkeypatch.setitem(bot.mcp_server.TIERS, "standard", Limit(60, 2))  # two requests, then a minute
+    monkeypatch.setitem(chat2sql.ratelimit.TIERS, "standard", Limit(60, 2))  # two requests, then a minute
     assistant = await _assistant(settings, sqlite_url)
     keys = KeyStore.open(settings)
     key = keys.create("busy", "standard")

@@ -645,28 +645,29 @@ class Assistant:
         The grouped one keeps the original's index, warnings and doubts (the ungrouped one
         stands for the grouping guess), so it weighs what the original did: two other
         candidates that agree outvote it. The grouping's note comes first among its warnings."""
-        sources: dict[str, tuple[str, ...]] = {}
+        sources: dict[str, Repair] = {}
         per_group = asks_per_group(outcome.question)
         for candidate in candidates:
-            if candidate.ok:
+            # Only an ungrouped SELECT can be regrouped, and ``doubts`` counted it: no re-parse of the rest.
+            if candidate.ok and candidate.doubts:
                 grouped = regrouped(candidate.normalized or candidate.sql, entry.schema.dialect, per_group=per_group)
                 if grouped is not None:
-                    sources[candidate.sql] = (grouped.sql, *grouped.notes)
+                    sources[candidate.sql] = grouped
         if not sources:
             return list(candidates)
-        proposals = list(dict.fromkeys(sql for sql, *_ in sources.values()))
+        proposals = list(dict.fromkeys(r.sql for r in sources.values()))
         checked = dict(
             zip(proposals, self._run_all(entry, self._guard_all(entry, proposals), CANDIDATE_ROWS), strict=True)
         )
         outcome.candidates += len(proposals)
         out = []
         for candidate in candidates:
-            sql, *notes = sources.get(candidate.sql, (None,))
-            variant = checked.get(sql) if sql is not None else None
-            if variant is None or not variant.ok:
+            repair = sources.get(candidate.sql)
+            variant = checked[repair.sql] if repair is not None else None
+            if repair is None or variant is None or not variant.ok:
                 out.append(candidate)
                 continue
-            warnings = (*notes, *dict.fromkeys((*candidate.warnings, *variant.warnings)))
+            warnings = (*repair.notes, *dict.fromkeys((*candidate.warnings, *variant.warnings)))
             doubts = max(candidate.doubts, variant.doubts + 1)  # the original's (the guard's moves too)
             out.append(replace(variant, index=candidate.index, doubts=doubts, warnings=warnings))
         return out
