@@ -42,6 +42,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     delete,
+    func,
     select,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -342,6 +343,11 @@ class BotStore:
             raise
         return cls(engine=engine)
 
+    @property
+    def engine(self) -> Engine:
+        """The registry database's engine, shared with the platforms' small stores."""
+        return self._engine
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -577,6 +583,61 @@ class BotStore:
             if row is None:
                 return None
             return ThreadTurn(database=row.database, question=row.question, sql=row.sql, audit_id=row.audit_id)
+
+    def forget_turn(self, where: Where) -> None:
+        """The thread starts over: its next question is no follow-up of the last answer."""
+        if not where.thread:
+            return
+        with Session(self._engine) as session:
+            session.execute(
+                delete(ThreadRow).where(
+                    ThreadRow.platform == where.platform,
+                    ThreadRow.workspace == where.workspace,
+                    ThreadRow.channel == where.channel,
+                    ThreadRow.thread == where.thread,
+                )
+            )
+            session.commit()
+
+    # --- what a user asks most ---------------------------------------------------------------
+
+    def most_used_databases(self, where: Where, *, limit: int = 5) -> list[str]:
+        """The databases ``where.user_id`` got answers from (in any channel of the workspace), most first."""
+        uses = func.count(AuditRow.id)
+        query = (
+            select(AuditRow.database)
+            .where(
+                AuditRow.platform == where.platform,
+                AuditRow.workspace == where.workspace,
+                AuditRow.user_id == where.user_id,
+                AuditRow.database.is_not(None),
+                AuditRow.sql.is_not(None),
+                AuditRow.error_kind.is_(None),
+            )
+            .group_by(AuditRow.database)
+            .order_by(uses.desc(), func.max(AuditRow.id).desc())
+            .limit(limit)
+        )
+        with Session(self._engine) as session:
+            return [name for name in session.scalars(query) if name]
+
+    def shareable_examples(self, database: str, where: Where, *, limit: int = 4) -> list[VerifiedExample]:
+        """Active verified examples this user may be shown, newest first: those an admin added
+        and those from the user's own questions, never another user's (their channel may be private)."""
+        own = (AuditRow.user_id == where.user_id) & (AuditRow.platform == where.platform)
+        query = (
+            select(ExampleRow)
+            .outerjoin(AuditRow, AuditRow.id == ExampleRow.audit_id)
+            .where(
+                ExampleRow.database == database,
+                ExampleRow.status == "active",
+                (ExampleRow.source == "admin") | own,
+            )
+            .order_by(ExampleRow.id.desc())
+            .limit(limit)
+        )
+        with Session(self._engine) as session:
+            return [_example(row) for row in session.scalars(query)]
 
     def claim(self, key: str, *, keep: dt.timedelta = dt.timedelta(days=1)) -> bool:
         """True the first time ``key`` is claimed, False for every repeat (across replicas):

@@ -293,6 +293,22 @@ def feedback_thanks(rating: str) -> str:
     return "Thanks for the feedback!" if rating == "up" else "Thanks — I stored your correction for review."
 
 
+# Each step of a question's flow, as a verb phrase: Slack shows "chat2sql is <phrase>" in an
+# assistant thread, Teams the phrase capitalized as a stream's informative update.
+PROGRESS = {
+    "finding_tables": "finding the tables…",
+    "writing_sql": "writing the SQL…",
+    "checking": "checking it against the schema…",
+    "retrying": "fixing a problem and trying again…",
+    "warming_up": "waiting for the model to warm up…",
+}
+
+
+def suggested_count(table: str) -> str:
+    """A suggested first question about a database that has no verified examples yet."""
+    return f"How many rows does {table} have?"
+
+
 # --- the console (python -m bot ask|chat|demo) ----------------------------------------------
 
 CONSOLE_NO_DATABASES = (
@@ -316,6 +332,25 @@ SLACK_CORRECTION_PROMPT = (
 )
 SLACK_CORRECTION_TOO_LONG = "That is longer than a query we can keep; please shorten it."
 SLACK_FILE_FAILED = "The full result could not be attached as a file."
+SLACK_ASSISTANT_PROMPTS_TITLE = "Try asking"
+SLACK_ASSISTANT_NONE = (
+    "Hi! I turn questions into checked, read-only SQL, but no database is available to you here yet: "
+    "ask an admin to register one (`/sql admin register NAME URL`)."
+)
+
+
+def slack_assistant_greeting(databases: list[tuple[str, str | None]], *, default: str | None) -> str:
+    """The first message of an assistant thread: what the user may ask about."""
+    lines = [
+        f"• `{name}`{' — the default of the channel you are viewing' if name == default else ''}"
+        + (f": {' '.join(description.split())}" if description else "")
+        for name, description in databases
+    ]
+    return (
+        "Hi! Ask me a question about your data and I'll write checked, read-only SQL for it, "
+        "with a button to preview the rows.\nDatabases you can ask about:\n" + "\n".join(lines)
+        + "\nName one with `[db:NAME]` at the start of a question."
+    )
 
 
 # --- Microsoft Teams --------------------------------------------------------------------------
@@ -330,6 +365,10 @@ TEAMS_CORRECTION_PLACEHOLDER = "What should the SQL have been? (optional)"
 TEAMS_CORRECTION_TOO_LONG = "That correction is longer than a query we can keep; please shorten it."
 TEAMS_UNKNOWN_ACTION = "That button belongs to an older version of this app; ask the question again."
 TEAMS_NO_ROWS = "The query returned no rows."
+TEAMS_STREAM_START = "Working on it…"
+TEAMS_STREAM_TOO_LONG = "⏳ This one takes longer than Teams lets me show progress for; I'll post the answer here."
+TEAMS_STREAM_ANSWER = "Here is the checked SQL."
+INFORMATIVE_UPDATE_CHARS = 1000  # Teams' limit on a stream's informative update
 
 
 def teams_answer_title(database: str) -> str:

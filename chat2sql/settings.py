@@ -212,6 +212,10 @@ class Settings(BaseSettings):
     teams_reply_window_s: float = Field(
         default=10.0, gt=0, le=14, description="Answer within the turn if ready this soon (Teams allows 15 s)."
     )
+    teams_streaming: bool = Field(
+        default=True,
+        description="In 1:1 chats, show progress as a Teams stream (informative updates, the card last).",
+    )
 
     # --- deployment (deploy/) ---------------------------------------------------------------
     deploy_config: Path | None = Field(

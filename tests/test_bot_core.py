@@ -17,6 +17,7 @@ import pytest_asyncio
 from bot.core.access import Admins
 from bot.core.assistant import Assistant, AssistantConfig
 from bot.store import BotStore, Where
+from chat2sql import messages
 from chat2sql.cache import InMemoryCache, RedisCache, ResponseCache
 from chat2sql.ratelimit import InMemoryRateLimiter, Limit, RateLimiter, RedisRateLimiter
 from chat2sql.settings import Settings
@@ -476,4 +477,92 @@ async def test_unreachable_database_is_a_clear_message(settings: Settings, tmp_p
     assert not preview.ok and "could not be reached" in preview.text and str(tmp_path) not in preview.text
     again = await bot.handle("[db:gone] other values?", ALICE)
     assert again.kind == "error" and "could not be reached" in again.text and str(tmp_path) not in again.text
+    await bot.close()
+
+
+# --- progress, a preferred database, suggested prompts (the assistant surfaces) ----------------
+
+
+@pytest.mark.asyncio
+async def test_progress_hears_each_step_in_order(settings: Settings, sqlite_url: str) -> None:
+    cold = WorkerColdStarting(retry_after_s=0.01)
+    client = ScriptedClient([cold, cold, "SELECT nope FROM employees", "SELECT name FROM employees"])
+    bot = _assistant(settings, client, warmup_wait_s=30)
+    await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
+    steps: list[str] = []
+
+    async def progress(step: str) -> None:
+        steps.append(step)
+
+    reply = await bot.handle("who works here?", ALICE, progress=progress)
+    assert reply.kind == "answer"
+    # warming up told once; the guard's refusal of the first SQL → one retry, checked again
+    assert steps == ["finding_tables", "writing_sql", "warming_up", "checking", "retrying", "checking"]
+    assert set(steps) <= set(messages.PROGRESS)
+
+    async def broken(step: str) -> None:
+        raise RuntimeError("the status line is down")
+
+    assert (await bot.handle("who works here now?", ALICE, progress=broken)).kind == "answer"
+    await bot.close()
+
+
+@pytest.mark.asyncio
+async def test_a_preferred_database_comes_after_named_and_follow_up(settings: Settings, sqlite_url: str) -> None:
+    client = ScriptedClient(["SELECT name FROM employees"] * 5)
+    bot = _assistant(settings, client)
+    for name in ("hr", "hr2"):
+        await bot.handle(f"admin register {name} {sqlite_url}", ADMIN)
+    thread = Where(platform="slack", workspace="T1", channel="D-alice", user_id="U-alice", thread="1.1")
+    first = await bot.handle("who works here?", thread, preferred="hr2")
+    assert first.answer is not None and first.answer.database == "hr2"  # no follow-up yet: preferred
+    follow = await bot.handle("and their ids?", thread, preferred="hr")
+    assert follow.answer is not None and follow.answer.database == "hr2"  # a follow-up keeps its database
+    named = await bot.handle("[db:hr] who works here?", ALICE, preferred="hr2")
+    assert named.answer is not None and named.answer.database == "hr"
+    # Not usable here, or not registered: skipped, never an error.
+    await bot.handle("admin revoke hr2 C-general", ADMIN)
+    await bot.handle("use hr", ALICE)
+    refused = await bot.handle("who works here?", ALICE, preferred="hr2")
+    assert refused.answer is not None and refused.answer.database == "hr"
+    gone = await bot.handle("who works here?", ALICE, preferred="nope")
+    assert gone.answer is not None and gone.answer.database == "hr"
+    # The surface moved to hr: a thread on hr2 starts over; one already on hr goes on.
+    bot.start_over(thread, "hr2")
+    assert bot.store.last_turn(thread) is not None
+    bot.start_over(thread, "hr")
+    assert bot.store.last_turn(thread) is None
+    await bot.close()
+
+
+@pytest.mark.asyncio
+async def test_suggested_prompts_are_the_users_own_or_an_admins(settings: Settings, sqlite_url: str) -> None:
+    client = ScriptedClient(["SELECT name FROM employees"] * 4)
+    bot = _assistant(settings, client)
+    for name in ("hr", "hr2"):
+        await bot.handle(f"admin register {name} {sqlite_url}", ADMIN)
+    schema_hash = bot.registry.get("hr").schema_hash
+    # No history yet: a simple question about each usable database.
+    fresh = bot.suggested_prompts(ALICE)
+    assert [o.text for o in fresh] == [
+        f"[db:{name}] {messages.suggested_count(bot.registry.get(name).schema.tables[0].name)}" for name in ("hr", "hr2")
+    ]
+    # Alice asks hr2 twice; an admin's 👍 keeps a question of Bob's and one of Alice's as examples.
+    for _ in range(2):
+        await bot.handle("[db:hr2] who works here?", ALICE)
+    bob = await bot.handle("[db:hr] Bob's salary question", BOB)
+    assert bob.answer is not None
+    bot.feedback(bob.answer.audit_id, ADMIN, "up", None)
+    alice = await bot.handle("[db:hr] who joined last?", ALICE)
+    assert alice.answer is not None
+    bot.feedback(alice.answer.audit_id, ADMIN, "up", None)
+    bot.store.add_example(database="hr2", question="How many departments are there?", sql="SELECT 1",
+                          source="admin", created_by="U-admin", schema_hash=schema_hash)  # fmt: skip
+    offered = bot.suggested_prompts(ALICE, limit=4)
+    texts = [o.text for o in offered]
+    assert texts[0] == "[db:hr2] How many departments are there?"  # her most-used database first
+    assert "[db:hr] who joined last?" in texts and not any("Bob" in t for t in texts)
+    assert len(offered) <= 4 and all(len(o.label) <= 75 for o in offered)
+    bob_offered = [o.text for o in bot.suggested_prompts(BOB)]
+    assert "[db:hr] Bob's salary question" in bob_offered and "[db:hr] who joined last?" not in bob_offered
     await bot.close()

@@ -71,9 +71,15 @@ VALIDATION_TIMEOUT_S = 3.0
 WARMUP_POLL_S = 5.0
 GLOSSARY_BUDGET_TOKENS = 300  # of the prompt, for the glossary entries a question concerns
 MAX_VALUE_HINTS = 5
+SUGGESTION_LABEL_CHARS = 75  # a suggested prompt's title in Slack's assistant panel
 
 # Tells the user something before the final reply (e.g. that the model is warming up).
 Notify = Callable[[str], Awaitable[None]]
+
+# Where a question is in its flow, for a surface that shows it (Slack's assistant status,
+# Teams' informative stream updates); each step's words are ``messages.PROGRESS[step]``.
+Step = Literal["finding_tables", "writing_sql", "checking", "retrying", "warming_up"]
+Progress = Callable[[Step], Awaitable[None]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,6 +172,8 @@ class _Outcome:
     warnings: list[str] = field(default_factory=list)
     question: str = ""
     notify: Notify | None = None
+    progress: Progress | None = None
+    preferred: str | None = None  # the database the surface suggests (Slack: the viewed channel's default)
     arm: str | None = None
     options: tuple[Option, ...] = ()
     candidates: int = 0  # distinct candidate SQL texts the model gave
@@ -207,12 +215,24 @@ class Assistant:
 
     # --- entry points -----------------------------------------------------------------
 
-    async def handle(self, text: str, where: Where, *, notify: Notify | None = None) -> Reply:
-        """Any message of the grammar."""
+    async def handle(
+        self,
+        text: str,
+        where: Where,
+        *,
+        notify: Notify | None = None,
+        progress: Progress | None = None,
+        preferred: str | None = None,
+    ) -> Reply:
+        """Any message of the grammar. ``progress`` hears each step of a question's flow;
+        ``preferred`` is a database to use when the question names none and is no follow-up
+        (ahead of the channel's default; skipped when it is not usable here)."""
         command: Command = parse(text, known=set(await asyncio.to_thread(self.registry.names)))
         match command:
             case Ask(database=db, question=question):
-                return await self.ask(question, where, database=db, notify=notify)
+                return await self.ask(
+                    question, where, database=db, notify=notify, progress=progress, preferred=preferred
+                )
             case Use(database=db):
                 return self._guarded(lambda: self._use(db, where))
             case Databases():
@@ -226,7 +246,14 @@ class Assistant:
         raise AssertionError(command)  # pragma: no cover
 
     async def ask(
-        self, question: str, where: Where, *, database: str | None = None, notify: Notify | None = None
+        self,
+        question: str,
+        where: Where,
+        *,
+        database: str | None = None,
+        notify: Notify | None = None,
+        progress: Progress | None = None,
+        preferred: str | None = None,
     ) -> Reply:
         trace_id = uuid.uuid4().hex  # 32 hex digits: also the OpenTelemetry/Langfuse trace id
         token = request_id.set(trace_id)
@@ -234,7 +261,7 @@ class Assistant:
         safe_question = clean_text(question)
         database = (one_line(database) or None) if database is not None else None
         started = time.perf_counter()
-        outcome = _Outcome(database=database, notify=notify)
+        outcome = _Outcome(database=database, notify=notify, progress=progress, preferred=preferred)
         choices: tuple[str, ...] = ()
         attributes = self.tracer.attributes(
             user_id=f"{where.platform}:{where.user_id}",
@@ -462,10 +489,11 @@ class Assistant:
     async def _answer(self, question: str, where: Where, outcome: _Outcome) -> str:
         question = outcome.question = _validate_question(question)
         await self._rate_limit(where)
+        await _step(outcome, "finding_tables")
         with self.tracer.observe("resolution") as span:
             turn = await asyncio.to_thread(self.store.last_turn, where)
             explicit = outcome.database or (turn.database if turn else None)
-            entry = await asyncio.to_thread(self._resolve, explicit, where)
+            entry = await asyncio.to_thread(self._resolve, explicit, where, outcome.preferred)
             span.update(output={"database": entry.name, "follow_up": turn is not None})
         outcome.database = entry.name
         entry, glossary = await asyncio.to_thread(self._model_view, entry)
@@ -528,7 +556,7 @@ class Assistant:
             with self.tracer.observe("retry", input=problem[:500]):
                 retry = request.model_copy(update={"previous": previous})
                 retry = await asyncio.to_thread(self._with_schema, notes, retry)
-                sql, problem = await self._attempt(retry, entry, outcome)
+                sql, problem = await self._attempt(retry, entry, outcome, step="retrying")
             if problem is not None:
                 outcome.options = self._table_options(entry, question)
                 raise errors.GuardRejected(outcome.verdict or "validation", problem)
@@ -540,12 +568,13 @@ class Assistant:
         return sql
 
     async def _attempt(
-        self, request: GenerateRequest, entry: RegisteredDatabase, outcome: _Outcome
+        self, request: GenerateRequest, entry: RegisteredDatabase, outcome: _Outcome, *, step: Step = "writing_sql"
     ) -> tuple[str | None, str | None]:
         """One model call (its greedy answer and any sampled ones), every candidate through the
         guard and a short read-only run, the one chosen by agreement of their results
         (``bot.core.candidates``): (normalized SQL, None), or (the greedy SQL, its problem)."""
         # Worker errors (cold start, overload, timeout, down) carry their own sentence.
+        await _step(outcome, step)
         started = time.perf_counter()
         with self.tracer.observe(
             "generation",
@@ -554,7 +583,7 @@ class Assistant:
             model=request.adapter or "default",
             metadata={"prompt_format": request.prompt_format, "follow_up": request.context is not None},
         ) as span:
-            response = await self._generate(request, outcome.notify)
+            response = await self._generate(request, outcome)
             span.update(
                 output=response.sql,
                 model=response.adapter or "default",
@@ -565,6 +594,7 @@ class Assistant:
         outcome.sql = response.sql or None
         outcome.adapter = response.adapter  # what the worker actually used (its default, if ours is unset)
         texts = distinct([response.sql, *response.candidates])
+        await _step(outcome, "checking")
         with self.tracer.observe("guard", kind="guardrail", input=response.sql) as span:
             # sqlglot is CPU work: off the event loop, so acknowledgements are not held up behind it
             verdicts = await asyncio.to_thread(self._guard_all, entry, list(texts))
@@ -817,8 +847,9 @@ class Assistant:
         if response.cold_start:
             m.cold_starts.inc()
 
-    async def _generate(self, request: GenerateRequest, notify: Notify | None) -> GenerateResponse:
+    async def _generate(self, request: GenerateRequest, outcome: _Outcome) -> GenerateResponse:
         """The model's answer; a cold-starting worker is waited for, once the user knows."""
+        notify = outcome.notify
         deadline = time.monotonic() + self.config.warmup_wait_s
         told = False
         while True:
@@ -830,10 +861,12 @@ class Assistant:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise
-                if not told and notify is not None:
+                if not told:
                     told = True
+                    await _step(outcome, "warming_up")
                     try:
-                        await notify(err.message)
+                        if notify is not None:
+                            await notify(err.message)
                     except Exception:  # the final reply still follows
                         log.warning("could not send the warming-up notice", exc_info=True)
                 await self._sleep(min(err.retry_after_s or WARMUP_POLL_S, left))
@@ -862,10 +895,12 @@ class Assistant:
                 self.metrics.rate_limited.labels(scope).inc()
                 raise errors.RateLimited(decision.retry_after_s, scope)
 
-    def _resolve(self, explicit: str | None, where: Where) -> RegisteredDatabase:
+    def _resolve(self, explicit: str | None, where: Where, preferred: str | None = None) -> RegisteredDatabase:
         if explicit:
             return self.allowed_entry(explicit, where)
         names = self.registry.names()
+        if preferred is not None and preferred in names and self.store.is_allowed(preferred, where):
+            return self.registry.get(preferred)
         default = self.store.default(where)
         if default is not None and default in names:
             return self.allowed_entry(default, where)
@@ -908,6 +943,37 @@ class Assistant:
     def usable_databases(self, where: Where) -> list[RegisteredDatabase]:
         """The registered databases that may be used from ``where``."""
         return [e for e in self.registry.list() if self.store.is_allowed(e.name, where)]
+
+    def channel_default(self, where: Where) -> str | None:
+        """The database ``where``'s channel asks by default, when it may be used from ``where``."""
+        default = self.store.default(where)
+        return default if default in self.registry.names() else None
+
+    def suggested_prompts(self, where: Where, *, limit: int = 4) -> tuple[Option, ...]:
+        """First questions to offer ``where.user_id``: verified examples (an admin's, or from the
+        user's own questions) of the databases they use most, then a simple question about each
+        other usable database. Never another user's question."""
+        usable = {e.name: e for e in self.usable_databases(where)}
+        ranked = [name for name in self.store.most_used_databases(where) if name in usable]
+        ranked += [name for name in usable if name not in ranked]
+        chosen: list[Option] = []
+        for name in ranked:
+            for example in self.store.shareable_examples(name, where, limit=limit):
+                chosen.append(_suggestion(name, example.question))
+        for name in ranked:
+            tables = self._model_view(usable[name])[0].schema.tables  # never a hidden table
+            if tables:
+                chosen.append(_suggestion(name, messages.suggested_count(tables[0].name)))
+        unique = {option.text: option for option in chosen}
+        return tuple(unique.values())[:limit]
+
+    def start_over(self, where: Where, database: str | None) -> None:
+        """The surface's context moved to ``database`` (Slack: the user views another channel): a
+        thread whose last answer used another database starts over, so its next question asks
+        ``database`` instead of following up."""
+        turn = self.store.last_turn(where)
+        if turn is not None and database is not None and turn.database != database:
+            self.store.forget_turn(where)
 
     def _databases(self, where: Where) -> str:
         entries = self.usable_databases(where)
@@ -955,6 +1021,22 @@ class Assistant:
 
 def _schema_text(request: GenerateRequest, text: str) -> GenerateRequest:
     return request.model_copy(update={"database": request.database.model_copy(update={"schema_text": text})})
+
+
+def _suggestion(database: str, question: str) -> Option:
+    question = one_line(question)
+    label = question if len(question) <= SUGGESTION_LABEL_CHARS else question[: SUGGESTION_LABEL_CHARS - 1] + "…"
+    return Option(label=label, text=f"[db:{database}] {question}")
+
+
+async def _step(outcome: _Outcome, step: Step) -> None:
+    """Tell the surface where the question is; a surface that cannot show it never stops the answer."""
+    if outcome.progress is None:
+        return
+    try:
+        await outcome.progress(step)
+    except Exception:
+        log.warning("could not show a progress step", extra={"fields": {"step": step}}, exc_info=True)
 
 
 def _audit_record(where: Where, **fields: Any) -> AuditRecord:

@@ -28,7 +28,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -46,7 +46,10 @@ from bot.core.assistant import Reply
 from bot.core.explain import explain
 from bot.server import ServerContext
 from bot.slack import blocks
+from bot.slack.assistant import build_assistant
+from bot.slack.delivery import Delivery, SlashDelivery, ThreadDelivery, from_slack
 from bot.slack.oauth import BOT_SCOPES, InstallationStore, StateStore
+from bot.slack.threads import ThreadContextStore
 from bot.store import Where
 from chat2sql import messages
 from chat2sql.settings import Settings
@@ -59,92 +62,6 @@ INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 MAX_CORRECTION_CHARS = 4000
 MAX_CONCURRENT_ANSWERS = 16  # per process; more wait their turn (the model worker batches 8 at a time)
-
-_CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>")
-_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|[^>]*)?>")
-
-
-def from_slack(text: str, *, bot_user_id: str | None = None) -> str:
-    """Slack's message markup back to what the user typed: the bot's own mention dropped,
-    ``<#C1|general>`` → ``C1`` (admin grant/revoke take channel ids), links unwrapped,
-    ``&lt; &gt; &amp;`` unescaped.
-
-    >>> from_slack("<@UBOT> db:shop how many orders &gt; 10?", bot_user_id="UBOT")
-    'db:shop how many orders > 10?'
-    >>> from_slack("admin grant shop <#C123|sales>")
-    'admin grant shop C123'
-    """
-    if bot_user_id:
-        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>[:,]?", " ", text)
-    text = _CHANNEL.sub(r"\1", text)
-    text = _LINK.sub(r"\1", text)
-    return " ".join(text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").split())
-
-
-class Delivery(Protocol):
-    """Where a question's notices and its one final reply go."""
-
-    async def notice(self, text: str) -> None: ...
-
-    async def final(self, reply: Reply) -> None: ...
-
-
-class SlashDelivery:
-    """A ``/sql`` command: the answer to the channel, anything else to the asker alone."""
-
-    def __init__(self, respond: AsyncRespond, *, user: str, question: str) -> None:
-        self._respond = respond
-        self._user = user
-        self._question = question
-
-    async def notice(self, text: str) -> None:
-        await self._respond(text=text, response_type="ephemeral", replace_original=False)
-
-    async def final(self, reply: Reply) -> None:
-        if reply.answer is not None:
-            await self._respond(
-                text=blocks.answer_text(reply.answer),
-                blocks=blocks.answer_blocks(reply.answer, asked_by=self._user, question=self._question),
-                response_type="in_channel",
-                replace_original=False,
-            )
-        else:
-            await self._respond(
-                text=reply.text[: blocks.MAX_TEXT_CHARS],
-                blocks=blocks.reply_blocks(reply.text, reply.options),
-                response_type="ephemeral",
-                replace_original=False,
-            )
-
-
-class ThreadDelivery:
-    """A mention or a message: replies in its thread (a DM's top level when it has none)."""
-
-    def __init__(self, client: AsyncWebClient, *, channel: str, thread_ts: str | None, user: str) -> None:
-        self._client = client
-        self._channel = channel
-        self._thread_ts = thread_ts
-        self._user = user
-
-    async def notice(self, text: str) -> None:
-        await self._client.chat_postEphemeral(
-            channel=self._channel, user=self._user, text=text, thread_ts=self._thread_ts
-        )
-
-    async def final(self, reply: Reply) -> None:
-        if reply.answer is not None:
-            text, content = blocks.answer_text(reply.answer), blocks.answer_blocks(reply.answer)
-        else:
-            text, content = reply.text[: blocks.MAX_TEXT_CHARS], blocks.reply_blocks(reply.text, reply.options)
-        if reply.error_kind == "RateLimited":  # only the asker needs to know
-            await self._client.chat_postEphemeral(
-                channel=self._channel, user=self._user, thread_ts=self._thread_ts, text=text, blocks=content
-            )
-        else:
-            await self._client.chat_postMessage(
-                channel=self._channel, thread_ts=self._thread_ts, text=text, blocks=content
-            )
-
 
 class SlackPlatform:
     name = PLATFORM
@@ -159,6 +76,8 @@ class SlackPlatform:
         self._answer_slots = asyncio.Semaphore(MAX_CONCURRENT_ANSWERS)
         self._stores: list[InstallationStore | StateStore] = []
         _register(bolt, self)
+        threads = ThreadContextStore(engine=ctx.assistant.store.engine)
+        bolt.assistant(build_assistant(ctx.assistant, threads, claim=self.claim, ask=self.ask, send=self._send))
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -247,11 +166,12 @@ class SlackPlatform:
 
     # --- questions ----------------------------------------------------------------------
 
-    def ask(self, text: str, where: Where, delivery: Delivery) -> None:
-        """Answer in the background: the caller has acknowledged (or is about to)."""
-        self.ctx.background.spawn(self._answer(text, where, delivery), name="slack-answer")
+    def ask(self, text: str, where: Where, delivery: Delivery, *, preferred: str | None = None) -> None:
+        """Answer in the background: the caller has acknowledged (or is about to).
+        ``preferred``: the database to ask when the question names none and follows no answer."""
+        self.ctx.background.spawn(self._answer(text, where, delivery, preferred), name="slack-answer")
 
-    async def _answer(self, text: str, where: Where, delivery: Delivery) -> None:
+    async def _answer(self, text: str, where: Where, delivery: Delivery, preferred: str | None) -> None:
         metrics = self.ctx.metrics
         started = time.perf_counter()
         metrics.in_flight.labels(PLATFORM).inc()
@@ -260,7 +180,9 @@ class SlackPlatform:
                 # A bounded number answer at once: a burst queues here, cheaply, instead of
                 # crowding the event loop that acknowledges the next requests.
                 async with self._answer_slots:
-                    reply = await self.ctx.assistant.handle(text, where, notify=delivery.notice)
+                    reply = await self.ctx.assistant.handle(
+                        text, where, notify=delivery.notice, progress=delivery.progress, preferred=preferred
+                    )
             except Exception:  # the core answers every failure itself; this is a last resort
                 log.exception("the assistant failed")
                 reply = Reply(kind="error", text=messages.user_message(Exception()), error_kind="internal")

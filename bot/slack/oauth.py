@@ -27,6 +27,7 @@ STATE_EXPIRATION_S = 600
 # The manifest's bot scopes (deploy/slack/manifest.yaml); a test keeps the two in step.
 BOT_SCOPES = (
     "app_mentions:read",
+    "assistant:write",
     "channels:history",
     "chat:write",
     "chat:write.public",

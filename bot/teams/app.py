@@ -62,6 +62,7 @@ class TeamsPlatform:
         store: TeamsStore,
         service_url: str | None = None,
         reply_window_s: float = REPLY_WINDOW_S,
+        streaming: bool = True,
     ) -> None:
         self._ctx = ctx
         self._auth = auth
@@ -79,6 +80,7 @@ class TeamsPlatform:
             metrics=ctx.metrics,
             background=ctx.background,
             reply_window_s=reply_window_s,
+            streaming=streaming,
         )
 
     @classmethod
@@ -104,6 +106,7 @@ class TeamsPlatform:
             store=store,
             service_url=s.teams_service_url,
             reply_window_s=s.teams_reply_window_s,
+            streaming=s.teams_streaming,
         )
 
     def mount(self, app: FastAPI) -> None:

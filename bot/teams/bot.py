@@ -8,6 +8,14 @@ out at once; an answer ready within ``reply_window_s`` is posted in the turn, ot
 the turn ends with a short "working on it" and the answer follows as a proactive message
 through the conversation reference kept in the registry database. Each question gets
 exactly one final reply: whoever holds the question's outbox lock sends it once.
+
+In a 1:1 chat the turn streams instead (the Agents SDK's ``StreamingResponse``): the question
+is recorded as owed first, an answer not ready within ``stream_after_s`` gets informative
+updates ("Finding the tables…", "Writing the SQL…"; the latest step only, at the one update
+a second Teams takes) and the card as the stream's last message. One stream per chat (a
+second question meanwhile takes the channel path), and none past ``stream_limit_s`` (Teams
+stops a stream at two minutes): the stream then ends with a note and the answer follows
+proactively. A process that dies mid-stream leaves the owed row; the next start answers it.
 """
 
 from __future__ import annotations
@@ -28,10 +36,11 @@ from microsoft_agents.activity import (
     TextFormatTypes,
 )
 from microsoft_agents.hosting.core import ChannelAdapter, TurnContext
+from microsoft_agents.hosting.core.app.streaming import StreamingResponse
 from microsoft_agents.hosting.core.authorization import ClaimsIdentity
 
 from bot.core import charts
-from bot.core.assistant import Assistant, Reply
+from bot.core.assistant import Assistant, Progress, Reply, Step
 from bot.core.explain import explain
 from bot.metrics import BotMetrics
 from bot.server import Background
@@ -44,6 +53,8 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "teams"
 REPLY_WINDOW_S = 10.0  # Teams expects the first reply within 15 s
+STREAM_AFTER_S = 1.0  # a 1:1 answer ready sooner is one plain message, no stream
+STREAM_LIMIT_S = 100.0  # Teams ends a stream after two minutes
 _MESSAGE_ID = re.compile(r";messageid=(?P<id>[^;]+)", re.I)
 _ADMIN_HERE = re.compile(r"^(?P<head>\s*admin\s+(?:grant|revoke)\s+\S+\s+)here\s*$", re.I)
 
@@ -51,8 +62,60 @@ _ADMIN_HERE = re.compile(r"^(?P<head>\s*admin\s+(?:grant|revoke)\s+\S+\s+)here\s
 ClaimsFactory = Callable[[], ClaimsIdentity]
 
 
+class _Updates:
+    """A streamed answer's informative updates: only the latest step is sent, at the pace the
+    stream allows (each send waits out Teams' one-second interval), so no stale step queues up
+    in front of the answer."""
+
+    def __init__(self, stream: StreamingResponse) -> None:
+        self._stream = stream
+        self._latest = messages.TEAMS_STREAM_START
+        self._shown: str | None = None
+        self._wake = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def started(self) -> bool:
+        return self._pump is not None
+
+    def show(self, text: str) -> None:
+        self._latest = text[: messages.INFORMATIVE_UPDATE_CHARS]
+        self._wake.set()
+
+    async def step(self, step: Step) -> None:
+        phrase = messages.PROGRESS[step]
+        self.show(phrase[:1].upper() + phrase[1:])
+
+    def start(self) -> None:
+        if self._pump is None:
+            self._pump = asyncio.get_running_loop().create_task(self._run(), name="teams-stream-updates")
+
+    async def _run(self) -> None:
+        while not self._closing:
+            if self._latest == self._shown:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            self._shown = self._latest
+            self._stream.queue_informative_update(self._shown)
+            await self._stream.wait_for_queue()
+
+    async def end(self, activity: Activity) -> None:
+        """The stream's last message: ``activity``'s text (a short line for a card) and card."""
+        self._closing = True
+        self._wake.set()
+        if self._pump is not None:
+            await self._pump
+        self._stream.queue_text_chunk(activity.text or messages.TEAMS_STREAM_ANSWER)
+        if activity.attachments:
+            self._stream.set_attachments(list(activity.attachments))
+        await self._stream.end_stream()
+
+
 class _Outbox:
-    """Where one question's messages go: into its turn while the turn lasts, then proactively."""
+    """Where one question's messages go: into its turn while the turn lasts (as a stream's
+    updates and last message, when it streams), then proactively."""
 
     def __init__(self, context: TurnContext, proactive: Callable[[Activity], Awaitable[bool]]) -> None:
         self.context: TurnContext | None = context
@@ -61,17 +124,33 @@ class _Outbox:
         self.final_sent = False
         self.notified = False
         self.pending_id: int | None = None
+        self.updates: _Updates | None = None
+
+    @property
+    def progress(self) -> Progress | None:
+        return self.updates.step if self.updates is not None else None
 
     async def send(self, activity: Activity) -> bool:
-        if self.context is not None:
+        if self.context is None:
+            return await self.proactive(activity)
+        if self.updates is None or not self.updates.started:
             await self.context.send_activity(activity)
             return True
-        return await self.proactive(activity)
+        try:
+            await self.updates.end(activity)
+            return True
+        except Exception:  # the stream broke: the answer still goes out, once
+            log.warning("the Teams stream could not be ended; answering proactively", exc_info=True)
+            return await self.proactive(activity)
 
     async def notify(self, text: str) -> None:
         """The core's interim notice (a worker warming up); it replaces "working on it"."""
         async with self.lock:
             if self.final_sent:
+                return
+            if self.updates is not None and self.context is not None:
+                self.updates.start()  # worth showing at once
+                self.updates.show(text)
                 return
             self.notified = True
             await self.send(_text(text))
@@ -90,6 +169,9 @@ class TeamsBot:
         metrics: BotMetrics,
         background: Background,
         reply_window_s: float = REPLY_WINDOW_S,
+        streaming: bool = True,
+        stream_after_s: float = STREAM_AFTER_S,
+        stream_limit_s: float = STREAM_LIMIT_S,
     ) -> None:
         self._assistant = assistant
         self._store = store
@@ -98,6 +180,10 @@ class TeamsBot:
         self._metrics = metrics
         self._background = background
         self.reply_window_s = reply_window_s
+        self.streaming = streaming
+        self.stream_after_s = stream_after_s
+        self.stream_limit_s = stream_limit_s
+        self._streams: set[str] = set()  # conversations with a stream open: Teams allows one each
 
     # --- the turn -----------------------------------------------------------------------
 
@@ -150,6 +236,9 @@ class TeamsBot:
             return await self.send_proactive(conversation_id, reply_to, out)
 
         outbox = _Outbox(context, proactive)
+        if self._may_stream(context):
+            await self._streamed(context, outbox, text, where)
+            return
         task = self._background.spawn(self._produce(outbox, text, where), name="teams-answer")
         done, _ = await asyncio.wait({task}, timeout=self.reply_window_s)
         if task in done:
@@ -166,10 +255,54 @@ class TeamsBot:
             finally:
                 outbox.context = None  # the turn ends here: the rest goes proactively
 
+    def _may_stream(self, context: TurnContext) -> bool:
+        conversation = context.activity.conversation
+        return (
+            self.streaming
+            and conversation is not None
+            and conversation.conversation_type == "personal"
+            and conversation.id not in self._streams
+            and context.streaming_response.is_streaming_channel
+        )
+
+    async def _streamed(self, context: TurnContext, outbox: _Outbox, text: str, where: Where) -> None:
+        """A 1:1 question: progress as a Teams stream, the answer as its last message."""
+        activity = context.activity
+        assert activity.conversation is not None
+        conversation_id = activity.conversation.id
+        self._streams.add(conversation_id)
+        try:
+            # Owed before anything is shown: from here on, a restart still answers it.
+            outbox.pending_id = await asyncio.to_thread(
+                self._store.add_pending, conversation_id=conversation_id, activity_id=activity.id, text=text, where=where
+            )
+            updates = outbox.updates = _Updates(context.streaming_response)
+            task = self._background.spawn(self._produce(outbox, text, where), name="teams-answer")
+            done, _ = await asyncio.wait({task}, timeout=self.stream_after_s)
+            if task in done:
+                return
+            async with outbox.lock:
+                if not outbox.final_sent:
+                    updates.start()
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, self.stream_limit_s - self.stream_after_s))
+            if task in done:
+                return
+            async with outbox.lock:
+                if outbox.final_sent:
+                    return
+                try:
+                    await updates.end(_text(messages.TEAMS_STREAM_TOO_LONG))
+                except Exception:
+                    log.warning("the Teams stream could not be ended", exc_info=True)
+                finally:
+                    outbox.context = None  # the answer follows proactively
+        finally:
+            self._streams.discard(conversation_id)
+
     async def _produce(self, outbox: _Outbox, text: str, where: Where) -> None:
-        reply, started = await self._ask(text, where, outbox.notify)
+        reply, started = await self._ask(text, where, outbox.notify, outbox.progress)
         async with outbox.lock:
-            owed = outbox.pending_id if outbox.context is None else None
+            owed = outbox.pending_id  # set once the answer is owed past the turn (or streamed)
             if owed is not None and not await asyncio.to_thread(self._store.take_pending, owed):
                 return  # a restarted replica answered it already
             await self._final(outbox.send, reply, started)
@@ -187,13 +320,17 @@ class TeamsBot:
         await self._final(send, reply, started)
 
     async def _ask(
-        self, text: str, where: Where, notify: Callable[[str], Awaitable[None]] | None
+        self,
+        text: str,
+        where: Where,
+        notify: Callable[[str], Awaitable[None]] | None,
+        progress: Progress | None = None,
     ) -> tuple[Reply, float]:
         started = time.perf_counter()
         gauge = self._metrics.in_flight.labels(PLATFORM)
         gauge.inc()
         try:
-            return await self._assistant.handle(text, where, notify=notify), started
+            return await self._assistant.handle(text, where, notify=notify, progress=progress), started
         except Exception:  # the core turns its own errors into replies; this is a bug
             log.exception("teams question failed")
             return Reply(kind="error", text=messages.user_message(Exception()), error_kind="internal"), started
