@@ -348,7 +348,8 @@ def slack_assistant_greeting(databases: list[tuple[str, str | None]], *, default
     ]
     return (
         "Hi! Ask me a question about your data and I'll write checked, read-only SQL for it, "
-        "with a button to preview the rows.\nDatabases you can ask about:\n" + "\n".join(lines)
+        "with a button to preview the rows.\nDatabases you can ask about:\n"
+        + "\n".join(lines)
         + "\nName one with `[db:NAME]` at the start of a question."
     )
 

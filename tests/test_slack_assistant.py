@@ -86,7 +86,9 @@ async def test_a_whole_assistant_thread(settings: Settings, sqlite_url: str) -> 
         assert "`hr`: People data" in text and "`shop` — the default of the channel you are viewing: Orders" in text
         (prompts,) = h.fake.of("assistant.threads.setSuggestedPrompts")
         assert prompts.body["channel_id"] == DM and prompts.body["thread_ts"] == THREAD
-        offered = json.loads(prompts.body["prompts"]) if isinstance(prompts.body["prompts"], str) else prompts.body["prompts"]
+        offered = (
+            json.loads(prompts.body["prompts"]) if isinstance(prompts.body["prompts"], str) else prompts.body["prompts"]
+        )
         assert {"title": "Who joined most recently?", "message": "[db:hr] Who joined most recently?"} in offered
         assert 1 <= len(offered) <= 4 and "Bob" not in json.dumps(offered)  # never another user's question
 

@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from microsoft_agents.hosting.core import AgentAuthConfiguration
 from microsoft_agents.hosting.core.authorization import ClaimsIdentity
 from sqlalchemy import create_engine
 
@@ -26,7 +27,6 @@ from chat2sql.ratelimit import InMemoryRateLimiter
 from chat2sql.settings import Settings
 from inference.client import InferenceClient
 from inference.protocol import GenerateRequest, GenerateResponse
-from microsoft_agents.hosting.core import AgentAuthConfiguration
 from schemas.registry import Registry
 from tests.teams_support import (
     TEAM_CHANNEL,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -62,6 +61,7 @@ INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 MAX_CORRECTION_CHARS = 4000
 MAX_CONCURRENT_ANSWERS = 16  # per process; more wait their turn (the model worker batches 8 at a time)
+
 
 class SlackPlatform:
     name = PLATFORM

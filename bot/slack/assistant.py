@@ -39,7 +39,9 @@ Ask = Callable[..., None]  # (text, where, delivery, *, preferred) → answered 
 Send = Callable[[Awaitable[Any]], Awaitable[bool]]
 
 
-def build_assistant(core: Assistant, store: ThreadContextStore, *, claim: Claim, ask: Ask, send: Send) -> AsyncAssistant:
+def build_assistant(
+    core: Assistant, store: ThreadContextStore, *, claim: Claim, ask: Ask, send: Send
+) -> AsyncAssistant:
     """The assistant-thread listeners: ``claim`` takes a delivery once, ``ask`` answers in the
     background, ``send`` makes a Slack call whose failure is counted and logged."""
     assistant = AsyncAssistant(thread_context_store=store, logger=logging.getLogger("bot.slack.bolt"))
@@ -62,7 +64,9 @@ def build_assistant(core: Assistant, store: ThreadContextStore, *, claim: Claim,
         return await asyncio.to_thread(core.channel_default, viewed)
 
     @assistant.thread_started
-    async def on_thread_started(payload: dict[str, Any], body: dict[str, Any], say: Any, client: AsyncWebClient) -> None:
+    async def on_thread_started(
+        payload: dict[str, Any], body: dict[str, Any], say: Any, client: AsyncWebClient
+    ) -> None:
         thread = payload["assistant_thread"]
         where = thread_where(body, thread)
         context = thread.get("context") or {}
@@ -99,7 +103,9 @@ def build_assistant(core: Assistant, store: ThreadContextStore, *, claim: Claim,
         await asyncio.to_thread(core.start_over, where, await viewed_default(where, context))
 
     @assistant.user_message
-    async def on_user_message(payload: dict[str, Any], body: dict[str, Any], context: Any, client: AsyncWebClient) -> None:
+    async def on_user_message(
+        payload: dict[str, Any], body: dict[str, Any], context: Any, client: AsyncWebClient
+    ) -> None:
         if payload.get("subtype") or "user" not in payload:
             return
         where = Where(

@@ -274,7 +274,11 @@ class TeamsBot:
         try:
             # Owed before anything is shown: from here on, a restart still answers it.
             outbox.pending_id = await asyncio.to_thread(
-                self._store.add_pending, conversation_id=conversation_id, activity_id=activity.id, text=text, where=where
+                self._store.add_pending,
+                conversation_id=conversation_id,
+                activity_id=activity.id,
+                text=text,
+                where=where,
             )
             updates = outbox.updates = _Updates(context.streaming_response)
             task = self._background.spawn(self._produce(outbox, text, where), name="teams-answer")

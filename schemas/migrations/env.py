@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-import bot.slack.threads  # noqa: F401  (maps the Slack assistant threads onto Base.metadata)
+import bot.slack.threads
 import bot.store  # (maps the bot's tables onto Base.metadata for autogenerate)
 import bot.teams.store  # noqa: F401  (maps the Teams tables onto Base.metadata for autogenerate)
 import inference.keys  # noqa: F401  (maps api_keys onto Base.metadata for autogenerate)
