@@ -962,8 +962,9 @@ class Assistant:
                 chosen.append(_suggestion(name, example.question))
         for name in ranked:
             tables = self._model_view(usable[name])[0].schema.tables  # never a hidden table
-            if tables:
-                chosen.append(_suggestion(name, messages.suggested_count(tables[0].name)))
+            if tables:  # the plainest name reads best in a sentence: "How many rows does orders have?"
+                plain = min(tables, key=lambda t: (not t.name.isalpha(), len(t.name), t.name))
+                chosen.append(_suggestion(name, messages.suggested_count(plain.name)))
         unique = {option.text: option for option in chosen}
         return tuple(unique.values())[:limit]
 
