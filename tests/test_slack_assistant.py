@@ -165,3 +165,16 @@ async def test_a_refused_status_call_never_stops_the_answer(settings: Settings, 
         await h.fake.wait_for(lambda f: bool(f.of("chat.postMessage")))
         await h.idle()
         assert SQL in json.dumps(h.fake.of("chat.postMessage")[0].body["blocks"])
+
+
+async def test_the_thread_context_store_keeps_ids_only(settings: Settings, sqlite_url: str) -> None:
+    from bot.slack.threads import ThreadContextStore
+
+    async with running_slack(settings, sqlite_url) as h:
+        store = ThreadContextStore(engine=h.assistant.store.engine)
+        assert await store.find(channel_id=DM, thread_ts=THREAD) is None
+        await store.save(channel_id=DM, thread_ts=THREAD, context={"channel_id": "C1", "team_id": "T1", "x": "y"})
+        found = await store.find(channel_id=DM, thread_ts=THREAD)
+        assert found is not None and dict(found) == {"channel_id": "C1", "team_id": "T1"}
+        await store.save(channel_id=DM, thread_ts=THREAD, context={"team_id": "T1"})  # no channel: nothing to use
+        assert await store.find(channel_id=DM, thread_ts=THREAD) is None

@@ -73,4 +73,6 @@ class ThreadContextStore(AsyncAssistantThreadContextStore):
                 stored = json.loads(row.context)
             except ValueError:
                 return None
-        return AssistantThreadContext(stored) if isinstance(stored, dict) else None
+        if not isinstance(stored, dict) or not stored.get("channel_id"):
+            return None
+        return AssistantThreadContext(stored)
