@@ -7,16 +7,16 @@ each configured platform: Slack's ``/slack/events`` (plus ``/slack/install`` and
 its settings; with none, the server still starts (health, metrics, MCP) and says so in its log.
 
 Nothing slow runs before a platform's acknowledgement: answers are produced in background
-tasks that the app tracks and drains on shutdown.
+tasks that the app tracks and drains on shutdown. The platforms come from ``bot.wiring``; what
+they share (context, background tasks, the answering policy) from ``bot.platform``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,76 +24,10 @@ from starlette.routing import Route
 
 from bot import mcp_server
 from bot.core.assistant import Assistant
-from bot.metrics import BotMetrics
+from bot.platform import Platform, ServerContext
 from chat2sql.settings import Settings
 
 log = logging.getLogger(__name__)
-
-DRAIN_TIMEOUT_S = 30.0
-
-
-class Background:
-    """Background tasks that outlive the request that started them (kept referenced, so the
-    event loop cannot drop them; drained on shutdown)."""
-
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background task failed", exc_info=task.exception())
-
-    async def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
-        for task in pending:
-            task.cancel()
-
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-
-class Platform(Protocol):
-    """A chat platform served by the app (Slack, Teams)."""
-
-    name: str
-
-    def mount(self, app: FastAPI) -> None: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-class ServerContext:
-    """What every platform shares: settings, the assistant, metrics and background tasks."""
-
-    def __init__(self, *, settings: Settings, assistant: Assistant) -> None:
-        self.settings = settings
-        self.assistant = assistant
-        self.metrics: BotMetrics = assistant.metrics  # the core's and the platforms' on one registry
-        self.background = Background()
-
-
-def configured_platforms(ctx: ServerContext) -> list[Platform]:
-    """The platforms whose settings are present."""
-    from bot.slack.app import SlackPlatform
-    from bot.teams.app import TeamsPlatform
-
-    platforms: list[Platform] = []
-    if SlackPlatform.configured(ctx.settings):
-        platforms.append(SlackPlatform.from_settings(ctx))
-    if TeamsPlatform.configured(ctx.settings):
-        platforms.append(TeamsPlatform.from_settings(ctx))
-    return platforms
 
 
 def build_app(
@@ -105,17 +39,17 @@ def build_app(
 ) -> FastAPI:
     """The ASGI app. Tests pass an assistant with a fake model, or whole platforms. An
     in-process model it wires itself starts loading at start-up, not at the first question."""
+    from bot import wiring  # the top of bot/: it knows every platform; the server only mounts them
+
     start_model: Callable[[], None] | None = None
     if context is None:
         if assistant is None:
-            from bot.wiring import background_load, build_assistant, inference_client
-
-            client = inference_client(settings)
-            assistant = build_assistant(settings, client=client)
-            start_model = background_load(client)
+            client = wiring.inference_client(settings)
+            assistant = wiring.build_assistant(settings, client=client)
+            start_model = wiring.background_load(client)
         context = ServerContext(settings=settings, assistant=assistant)
     ctx = context
-    chosen = list(platforms) if platforms is not None else configured_platforms(ctx)
+    chosen = list(platforms) if platforms is not None else wiring.platforms(ctx)
     mcp = _McpEndpoint(settings, ctx.assistant) if settings.mcp_http else None
 
     @asynccontextmanager

@@ -1,4 +1,4 @@
-"""One place that wires the bot from settings."""
+"""One place that wires the bot from settings: the model client, the assistant, the platforms."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Callable
 from bot.core.access import Admins
 from bot.core.assistant import Assistant, AssistantConfig
 from bot.core.experiment import Experiment
+from bot.platform import Platform, ServerContext
 from bot.store import BotStore
 from chat2sql.cache import make_cache
 from chat2sql.ratelimit import Limit, make_rate_limiter
@@ -83,3 +84,12 @@ def build_assistant(settings: Settings, *, client: InferenceClient | None = None
         config=assistant_config(settings),
         tracer=make_tracer(settings),
     )
+
+
+def platforms(ctx: ServerContext) -> list[Platform]:
+    """The chat platforms whose settings are present (a new platform: one line here)."""
+    from bot.slack.app import SlackPlatform
+    from bot.teams.app import TeamsPlatform
+
+    kinds = (SlackPlatform, TeamsPlatform)
+    return [kind.from_settings(ctx) for kind in kinds if kind.configured(ctx.settings)]

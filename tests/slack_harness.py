@@ -16,7 +16,8 @@ import uvicorn
 from pydantic import SecretStr
 
 from bot.core.assistant import Assistant
-from bot.server import ServerContext, build_app
+from bot.platform import ServerContext
+from bot.server import build_app
 from bot.slack.app import SlackPlatform
 from chat2sql.settings import Settings
 from tests.fake_slack import FakeSlack, signed_headers

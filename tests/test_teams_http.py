@@ -22,7 +22,8 @@ from sqlalchemy import create_engine
 
 from bot.core.access import Admins
 from bot.core.assistant import Assistant
-from bot.server import ServerContext, build_app
+from bot.platform import ServerContext
+from bot.server import build_app
 from bot.store import BotStore, Where
 from bot.teams.app import AnonymousConnections, TeamsPlatform, auth_configuration
 from bot.teams.store import TeamsStore

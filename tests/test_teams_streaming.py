@@ -16,7 +16,8 @@ from sqlalchemy import create_engine
 from bot.core.access import Admins
 from bot.core.assistant import Assistant
 from bot.metrics import BotMetrics
-from bot.server import Background, ServerContext, build_app
+from bot.platform import Background, ServerContext
+from bot.server import build_app
 from bot.store import BotStore, Where
 from bot.teams.app import AnonymousConnections, TeamsPlatform
 from bot.teams.bot import TeamsBot

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine
 from bot.core.access import Admins
 from bot.core.assistant import Assistant, PreviewReply
 from bot.metrics import BotMetrics
-from bot.server import Background
+from bot.platform import Background
 from bot.store import BotStore, Where
 from bot.teams import cards
 from bot.teams.bot import TeamsBot, question_text, where_of

@@ -43,7 +43,7 @@ from sqlalchemy import create_engine
 from bot.core import charts
 from bot.core.assistant import Reply
 from bot.core.explain import explain
-from bot.server import ServerContext
+from bot.platform import Answers, ServerContext
 from bot.slack import blocks
 from bot.slack.assistant import build_assistant
 from bot.slack.delivery import Delivery, SlashDelivery, ThreadDelivery, from_slack
@@ -60,7 +60,6 @@ EVENTS_PATH = "/slack/events"
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 MAX_CORRECTION_CHARS = 4000
-MAX_CONCURRENT_ANSWERS = 16  # per process; more wait their turn (the model worker batches 8 at a time)
 
 
 class SlackPlatform:
@@ -73,7 +72,7 @@ class SlackPlatform:
         self._http = http
         self._handler = AsyncSlackRequestHandler(bolt)
         self._socket: Any = None
-        self._answer_slots = asyncio.Semaphore(MAX_CONCURRENT_ANSWERS)
+        self.answers = Answers(PLATFORM, assistant=ctx.assistant, metrics=ctx.metrics)
         self._stores: list[InstallationStore | StateStore] = []
         _register(bolt, self)
         threads = ThreadContextStore(engine=ctx.assistant.store.engine)
@@ -172,43 +171,30 @@ class SlackPlatform:
         self.ctx.background.spawn(self._answer(text, where, delivery, preferred), name="slack-answer")
 
     async def _answer(self, text: str, where: Where, delivery: Delivery, preferred: str | None) -> None:
-        metrics = self.ctx.metrics
-        started = time.perf_counter()
-        metrics.in_flight.labels(PLATFORM).inc()
-        try:
-            try:
-                # A bounded number answer at once: a burst queues here, cheaply, instead of
-                # crowding the event loop that acknowledges the next requests.
-                async with self._answer_slots:
-                    reply = await self.ctx.assistant.handle(
-                        text, where, notify=delivery.notice, progress=delivery.progress, preferred=preferred
-                    )
-            except Exception:  # the core answers every failure itself; this is a last resort
-                log.exception("the assistant failed")
-                reply = Reply(kind="error", text=messages.user_message(Exception()), error_kind="internal")
-            metrics.replies.labels(PLATFORM, reply.kind if reply.kind != "error" else reply.error_kind or "error").inc()
-            await self._send(delivery.final(reply))
-        finally:
-            metrics.in_flight.labels(PLATFORM).dec()
-            metrics.answer_seconds.labels(PLATFORM).observe(time.perf_counter() - started)
+        # The claim came first, in the listener: the acknowledgement must not wait for this.
+        async def ask() -> Reply:
+            return await self.ctx.assistant.handle(
+                text, where, notify=delivery.notice, progress=delivery.progress, preferred=preferred
+            )
 
-    async def _send(self, call: Awaitable[Any]) -> bool:
-        """Make one Slack call; a failure is logged and counted, never raised."""
+        reply, started = await self.answers.run(ask)
+        await self.answers.deliver(lambda: self._send(delivery.final(reply), counted=False), reply, started)
+
+    async def _send(self, call: Awaitable[Any], *, counted: bool = True) -> bool:
+        """Make one Slack call; a failure is logged (and counted, unless the caller counts it), never raised."""
         try:
             await call
             return True
         except (TimeoutError, SlackApiError, SlackClientError, OSError) as err:
-            self.ctx.metrics.delivery_failures.labels(PLATFORM).inc()
+            if counted:
+                self.ctx.metrics.delivery_failures.labels(PLATFORM).inc()
             log.warning("a Slack reply could not be delivered", extra={"fields": {"error": _api_error(err)}})
             return False
 
     async def claim(self, key: str) -> bool:
         """First delivery of ``key``? Retries (``X-Slack-Retry-Num``) and the twin
         ``message``/``app_mention`` events of one message are answered once."""
-        fresh = await asyncio.to_thread(self.ctx.assistant.store.claim, key)
-        if not fresh:
-            self.ctx.metrics.duplicates.labels(PLATFORM).inc()
-        return fresh
+        return await self.answers.claim(key)
 
     # --- buttons ------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from microsoft_agents.hosting.core.connector import ConnectorClientBase
 from microsoft_agents.hosting.fastapi import CloudAdapter
 from sqlalchemy import create_engine
 
-from bot.server import ServerContext
+from bot.platform import ServerContext
 from bot.teams.bot import PLATFORM, REPLY_WINDOW_S, TeamsBot
 from bot.teams.store import TeamsStore
 from chat2sql.settings import Settings

@@ -24,7 +24,6 @@ import asyncio
 import html
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -43,7 +42,7 @@ from bot.core import charts
 from bot.core.assistant import Assistant, Progress, Reply, Step
 from bot.core.explain import explain
 from bot.metrics import BotMetrics
-from bot.server import Background
+from bot.platform import Answers, Background
 from bot.store import Where
 from bot.teams import cards
 from bot.teams.store import Pending, TeamsStore
@@ -184,6 +183,7 @@ class TeamsBot:
         self.stream_after_s = stream_after_s
         self.stream_limit_s = stream_limit_s
         self._streams: set[str] = set()  # conversations with a stream open: Teams allows one each
+        self._answers = Answers(PLATFORM, assistant=assistant, metrics=metrics)
 
     # --- the turn -----------------------------------------------------------------------
 
@@ -219,11 +219,7 @@ class TeamsBot:
         """False for the Bot Connector's retry of an activity already taken."""
         if not activity.id or activity.conversation is None:
             return True
-        key = f"{PLATFORM}:{activity.conversation.id}:{activity.id}"
-        first = await asyncio.to_thread(self._assistant.store.claim, key)
-        if not first:
-            self._metrics.duplicates.labels(PLATFORM).inc()
-        return first
+        return await self._answers.claim(f"{PLATFORM}:{activity.conversation.id}:{activity.id}")
 
     # --- questions ----------------------------------------------------------------------
 
@@ -330,28 +326,10 @@ class TeamsBot:
         notify: Callable[[str], Awaitable[None]] | None,
         progress: Progress | None = None,
     ) -> tuple[Reply, float]:
-        started = time.perf_counter()
-        gauge = self._metrics.in_flight.labels(PLATFORM)
-        gauge.inc()
-        try:
-            return await self._assistant.handle(text, where, notify=notify, progress=progress), started
-        except Exception:  # the core turns its own errors into replies; this is a bug
-            log.exception("teams question failed")
-            return Reply(kind="error", text=messages.user_message(Exception()), error_kind="internal"), started
-        finally:
-            gauge.dec()
+        return await self._answers.run(lambda: self._assistant.handle(text, where, notify=notify, progress=progress))
 
     async def _final(self, send: Callable[[Activity], Awaitable[bool]], reply: Reply, started: float) -> None:
-        outcome = reply.kind if reply.kind != "error" else reply.error_kind or "error"
-        try:
-            sent = await send(render(reply))
-        except Exception:
-            log.warning("teams reply could not be sent", exc_info=True)
-            sent = False
-        if not sent:
-            self._metrics.delivery_failures.labels(PLATFORM).inc()
-        self._metrics.replies.labels(PLATFORM, outcome).inc()
-        self._metrics.answer_seconds.labels(PLATFORM).observe(time.perf_counter() - started)
+        await self._answers.deliver(lambda: send(render(reply)), reply, started)
 
     # --- card buttons ---------------------------------------------------------------------
 
