@@ -7,29 +7,19 @@ null values" is an ordinary question.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chat2sql.tokens import reject_control_tokens
 
 MAX_QUESTION_CHARS = 500
 MAX_SCHEMA_CHARS = 200_000
 MAX_ERROR_CHARS = 500  # a retry's error, as the model is shown it
 MAX_NEW_TOKENS_LIMIT = 512
 
-# <|im_start|>, <|im_end|>, <|endoftext|>, <|fim_prefix|>, <|box_start|> … : any <|…|> token.
-_CONTROL_TOKEN = re.compile(r"<\|[^|<>\s]{1,40}\|>")
 
 Dialect = Literal["sqlite", "postgres", "mysql"]
-
-
-def reject_control_tokens(value: str | None) -> str | None:
-    if value is None:
-        return None
-    match = _CONTROL_TOKEN.search(value)
-    if match:
-        raise ValueError(f"must not contain the control token {match.group(0)}")
-    return value
 
 
 class _Strict(BaseModel):

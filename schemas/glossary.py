@@ -38,7 +38,7 @@ from sqlglot.errors import SqlglotError
 
 from chat2sql import messages
 from chat2sql.errors import UserFacingError
-from inference.protocol import reject_control_tokens
+from chat2sql.tokens import reject_control_tokens
 from schemas.model import Column, DatabaseSchema, Table
 from schemas.registry import Base
 from schemas.render import approx_tokens

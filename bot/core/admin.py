@@ -16,7 +16,7 @@ from bot.core.grammar import Admin
 from bot.core.text import clean_text, one_line
 from bot.store import VerifiedExample, Where
 from chat2sql import errors, messages
-from inference.protocol import reject_control_tokens
+from chat2sql.tokens import reject_control_tokens
 from schemas import guard
 from schemas.glossary import GlossaryEntry, GlossaryUnchanged
 from schemas.registry import validate_function

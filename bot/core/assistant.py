@@ -36,6 +36,7 @@ from chat2sql.cache import ResponseCache, cache_key, normalize_question
 from chat2sql.log import request_id
 from chat2sql.ratelimit import Limit, RateLimiter
 from chat2sql.redact import redact
+from chat2sql.tokens import reject_control_tokens
 from chat2sql.tracing import NoopTracer, Tracer
 from inference.client import InferenceClient, WorkerColdStarting
 from inference.prompts import DEFAULT_FORMAT, UnknownPromptFormat, get_format, prompt_for
@@ -49,7 +50,6 @@ from inference.protocol import (
     GenerateResponse,
     PreviousAttempt,
     PriorTurn,
-    reject_control_tokens,
 )
 from schemas import glossary as terms
 from schemas import guard
