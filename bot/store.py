@@ -40,7 +40,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    create_engine,
     delete,
     func,
     select,
@@ -48,6 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from chat2sql import db
 from chat2sql.errors import UserFacingError
 from chat2sql.messages import registry_unusable
 from chat2sql.redact import error_line
@@ -333,13 +333,11 @@ class BotStore:
     @classmethod
     def open(cls, settings: Settings) -> BotStore:
         """Open the registry database and bring its tables (the bot's too) up to date."""
-        if settings.uses_embedded_registry:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.effective_registry_url, pool_pre_ping=True)
+        engine = db.open_engine(settings)
         try:
-            upgrade(engine)
+            db.migrate(engine, upgrade)
         except BaseException:
-            engine.dispose()
+            db.release(engine)
             raise
         return cls(engine=engine)
 
@@ -349,7 +347,7 @@ class BotStore:
         return self._engine
 
     def close(self) -> None:
-        self._engine.dispose()
+        db.release(self._engine)
 
     # --- audit and feedback ---------------------------------------------------------------
 

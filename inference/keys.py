@@ -28,10 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import DateTime, Engine, String, Text, create_engine, select
+from sqlalchemy import DateTime, Engine, String, Text, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from chat2sql import db
 from chat2sql.errors import UserFacingError
 from chat2sql.messages import NAME_RULES, registry_unusable
 from chat2sql.ratelimit import TIERS, RateLimiter, RateLimiterUnavailable
@@ -158,18 +159,16 @@ class KeyStore:
     @classmethod
     def open(cls, settings: Settings) -> KeyStore:
         """Open the registry database and bring its tables (``api_keys`` too) up to date."""
-        if settings.uses_embedded_registry:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.effective_registry_url, pool_pre_ping=True)
+        engine = db.open_engine(settings)
         try:
-            upgrade(engine)
+            db.migrate(engine, upgrade)
         except BaseException:
-            engine.dispose()
+            db.release(engine)
             raise
         return cls(engine=engine)
 
     def close(self) -> None:
-        self._engine.dispose()
+        db.release(self._engine)
 
     def create(self, name: str, tier: str, *, databases: Sequence[str] | None = None) -> str:
         """Store a new key and return it in plain text: the only time anyone sees it.

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, Engine, String, Text, create_engine, select
+from sqlalchemy import DateTime, Engine, String, Text, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from chat2sql import db
 from chat2sql.errors import (
     ConnectionFailed,
     DuplicateDatabase,
@@ -171,11 +172,12 @@ class Registry:
 
     @classmethod
     def open(cls, settings: Settings, *, introspector: Introspector | None = None) -> Registry:
-        url = settings.effective_registry_url
-        if settings.uses_embedded_registry:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, pool_pre_ping=True)
-        upgrade(engine)
+        engine = db.open_engine(settings)
+        try:
+            db.migrate(engine, upgrade)
+        except BaseException:
+            db.release(engine)
+            raise
         return cls(
             engine=engine,
             cipher=UrlCipher(key=load_key(settings)),
@@ -186,7 +188,7 @@ class Registry:
         )
 
     def close(self) -> None:
-        self._engine.dispose()
+        db.release(self._engine)
 
     def add(
         self, name: str, url: str, *, description: str = "", registered_by: str, allow_privileged: bool = False

@@ -38,7 +38,6 @@ from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import create_engine
 
 from bot.core import charts
 from bot.core.assistant import Reply
@@ -96,7 +95,7 @@ class SlackPlatform:
         bolt_log = logging.getLogger("bot.slack.bolt")
         stores: list[InstallationStore | StateStore] = []
         if s.slack_client_id and s.slack_client_secret:
-            engine = create_engine(s.effective_registry_url, pool_pre_ping=True)
+            engine = ctx.assistant.store.engine  # the registry database's one engine
             installations = InstallationStore(client_id=s.slack_client_id, engine=engine)
             states = StateStore(engine=engine)
             stores = [installations, states]

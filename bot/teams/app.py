@@ -31,11 +31,11 @@ from microsoft_agents.hosting.core import (
 from microsoft_agents.hosting.core.authorization import AuthTypes, JwtTokenValidator
 from microsoft_agents.hosting.core.connector import ConnectorClientBase
 from microsoft_agents.hosting.fastapi import CloudAdapter
-from sqlalchemy import create_engine
 
 from bot.platform import ServerContext
 from bot.teams.bot import PLATFORM, REPLY_WINDOW_S, TeamsBot
 from bot.teams.store import TeamsStore
+from chat2sql import db
 from chat2sql.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class TeamsPlatform:
             connections = MsalConnectionManager(connections_configurations={"SERVICE_CONNECTION": auth})
         else:
             connections = AnonymousConnections()
-        store = TeamsStore(engine=create_engine(s.effective_registry_url, pool_pre_ping=True))
+        store = TeamsStore(engine=db.open_engine(s))
         return cls(
             ctx,
             auth=auth,

@@ -20,6 +20,7 @@ from sqlalchemy import CursorResult, DateTime, Engine, Integer, String, Text, de
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from bot.store import ID_CHARS, Where
+from chat2sql import db
 from schemas.registry import Base
 
 PENDING_MAX_AGE = dt.timedelta(hours=1)
@@ -63,7 +64,7 @@ class TeamsStore:
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     def close(self) -> None:
-        self._engine.dispose()
+        db.release(self._engine)
 
     def save_reference(self, conversation_id: str, reference: str) -> None:
         with Session(self._engine) as session:
