@@ -5,7 +5,9 @@
 A scripted instant engine stands in for the model; the database is a registered SQLite
 file with 100 tables (schema snapshot in the registry). Measures the full path
 (validate, rate limit, resolve, render the budgeted schema, guard, validation run, audit
-row) with the cache off, and the cache-hit path. Compare ratios within one run.
+row) with the cache off, and the cache-hit path, and counts the statements each question
+sends to the registry database (the bot's own state: resolution, access, examples, the
+audit row, the thread). Compare ratios within one run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from sqlalchemy import event
 
 from bench.table import print_table
 from bot.core.access import Admins
@@ -70,6 +74,12 @@ async def _run(folder: Path, questions: int) -> list[list[str]]:
         if "bench" not in bot.registry.names():
             bot.registry.add("bench", _database(folder / "wide.db"), registered_by="bench")
         await bot.ask("total amount per label in t042", WHERE)  # warm-up (and the cached answer)
+        statements = [0]
+
+        def count(*_: object, tally: list[int] = statements) -> None:
+            tally[0] += 1
+
+        event.listen(bot.store.engine, "before_cursor_execute", count)
         times = []
         for i in range(questions):
             question = "total amount per label in t042" if ttl else f"total amount per label in t042, take {i}"
@@ -78,7 +88,9 @@ async def _run(folder: Path, questions: int) -> list[list[str]]:
             times.append((time.perf_counter() - t0) * 1000)
             assert reply.kind == "answer", reply.text
             assert reply.answer is not None and reply.answer.cache_hit == bool(ttl)
-        rows.append([label, str(questions), f"{_pct(times, 50):.2f}", f"{_pct(times, 99):.2f}"])
+        event.remove(bot.store.engine, "before_cursor_execute", count)
+        per_question = statements[0] / questions
+        rows.append([label, str(questions), f"{_pct(times, 50):.2f}", f"{_pct(times, 99):.2f}", f"{per_question:.1f}"])
         await bot.close()
     return rows
 
@@ -89,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = asyncio.run(_run(Path(tmp), args.questions))
-    header = ["path", "questions", "p50 ms", "p99 ms"]
+    header = ["path", "questions", "p50 ms", "p99 ms", "registry statements"]
     print_table(f"Bot core overhead per question, instant engine, {TABLES}-table SQLite schema", header, rows)
     return 0
 
