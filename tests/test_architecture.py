@@ -27,7 +27,8 @@ DEBT = {
     ("inference.eval_samples", "bot.samples"),
     # The worker applies deploy/config.yaml itself; its caller should.
     ("inference.wiring", "deploy.config"),
-    # Alembic's env maps every table: migrations belong in a top-level package above them all.
+    # Alembic's env maps every table for `alembic revision --autogenerate` (the command line only;
+    # in-process upgrades import no model): migrations belong in a top-level package above them all.
     ("schemas.migrations.env", "bot.slack.threads"),
     ("schemas.migrations.env", "bot.store"),
     ("schemas.migrations.env", "bot.teams.store"),

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from bot.store import BotStore
 from bot.server import build_app
+from bot.store import BotStore
 from chat2sql import db
 from chat2sql.settings import Settings
 from inference.keys import KeyStore

@@ -183,3 +183,33 @@ def test_compose_wires_bot_worker_postgres_and_redis() -> None:
     declared = set(compose["volumes"])
     used = {v.split(":")[0] for s in services.values() for v in s.get("volumes", [])}
     assert used == declared
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.worker", "Dockerfile.worker-cpu", "Dockerfile.bot"])
+def test_the_image_sources_migrate_the_registry_on_their_own(dockerfile: str, tmp_path: Path) -> None:
+    """What an image COPYs of the source is enough to open the registry database (Alembic runs
+    there at start-up): the worker images ship without bot/, so no migration may import it."""
+    app = tmp_path / "app"
+    for line in (DOCKER / dockerfile).read_text().splitlines():
+        parts = line.split()
+        if not parts or parts[0] != "COPY" or parts[1].startswith("--") or "requirements" in line:
+            continue
+        *sources, target = parts[1:]
+        for source in sources:
+            copied = (
+                app / target / Path(source).name if target.endswith("/") and not source.endswith("/") else app / target
+            )
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, copied, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                copied.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ROOT / source, copied)
+    code = (
+        "from chat2sql.settings import Settings\n"
+        "from inference.keys import KeyStore\n"
+        "KeyStore.open(Settings(_env_file=None)).close()\n"
+        "print('migrated')\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "CHAT2SQL_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(app)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=app, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "migrated" in proc.stdout, proc.stderr[-2000:]
