@@ -1,7 +1,7 @@
 """Typed errors with one root.
 
-Errors carry facts, never user-facing prose and never secrets: ``messages.user_message``
-turns any of them into the text a person sees.
+Errors carry facts, never secrets. ``messages.user_message`` turns any of them into the text a
+person sees: from its facts, or, for a ``UserFacingError``, from the safe sentence it carries.
 """
 
 from __future__ import annotations

@@ -121,6 +121,7 @@ HELP = """Ask me a question about your data and I'll write the SQL.
 Admins: `admin register NAME URL [description] [--allow-privileged]`, `admin list`, `admin describe NAME`,
 `admin refresh NAME`, `admin remove NAME`, `admin grant NAME CHANNEL`, `admin revoke NAME CHANNEL`,
 `admin functions NAME [allow|disallow FUNC…]`.
+Examples: `admin examples NAME`, `admin example add NAME QUESTION => SQL`, `admin example remove ID`.
 Glossary: `admin define NAME "term" => meaning` (or a metric: `admin define NAME revenue => SUM(t.col)`;
 say `term` or `metric` before the name to choose), `admin describe NAME TABLE.COLUMN => meaning`,
 `admin hide NAME TABLE.COLUMN`, `admin unhide NAME TABLE.COLUMN`, `admin undefine NAME "term"`,

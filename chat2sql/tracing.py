@@ -12,7 +12,7 @@ never slows a request; only ``close()`` (at shutdown) waits on it, up to
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -114,7 +114,3 @@ def make_tracer(settings: Settings, *, span_exporter: SpanExporter | None = None
         span_exporter=span_exporter,
     )
     return LangfuseTracer(client)
-
-
-def where_metadata(fields: Mapping[str, str | None]) -> dict[str, str]:
-    return {k: v for k, v in fields.items() if v}

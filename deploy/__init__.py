@@ -1,1 +1,2 @@
-"""Placeholder package: see the open issues."""
+"""Deployment: the deploy config (``config.yaml``), the Modal apps (GPU worker, bot), the
+self-hosted Docker images and compose files, and the cost model."""

@@ -145,3 +145,15 @@ def test_the_walk_sees_what_it_should() -> None:
     assert "bot.core.assistant" not in graph["bot.core.admin"]  # only for type checking
     assert "bot.slack.app" in graph["bot.wiring"] and "bot.slack.app" not in graph["bot.server"]
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [frozenset({"a", "b", "c"})]
+
+
+def test_help_names_every_admin_command() -> None:
+    import re
+
+    from chat2sql import messages
+
+    def commands(text: str) -> set[str]:
+        return {" ".join(m.split()[:2]) for m in re.findall(r"`(admin [a-z]+(?: [a-z]+)?)", text)}
+
+    usage, shown = commands(messages.ADMIN_USAGE), commands(messages.HELP)
+    assert {"admin register", "admin example", "admin glossary"} <= usage <= shown, usage - shown

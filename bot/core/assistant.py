@@ -134,8 +134,7 @@ class Reply:
     text: str
     answer: Answer | None = None
     error_kind: str | None = None
-    choices: tuple[str, ...] = ()
-    options: tuple[Option, ...] = ()  # a clarifying question's concrete choices
+    options: tuple[Option, ...] = ()  # a clarifying question's choices (which database, which table)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -321,7 +320,7 @@ class Assistant:
             )
             if outcome.error_kind == "GuardRejected":
                 text = f"{text} {messages.GUARD_FAILED_TWICE if outcome.options else messages.REPHRASE}"
-            return Reply(kind="error", text=text, error_kind=outcome.error_kind, choices=choices, options=options)
+            return Reply(kind="error", text=text, error_kind=outcome.error_kind, options=options)
         assert outcome.database is not None and outcome.sql is not None
         turn = ThreadTurn(database=outcome.database, question=outcome.question, sql=outcome.sql, audit_id=audit_id)
         await asyncio.to_thread(self.store.remember_turn, where, turn)
