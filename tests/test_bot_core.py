@@ -128,7 +128,11 @@ async def test_question_answer_and_preview(bot: Assistant) -> None:
 async def test_explicit_prefixed_and_default_databases(bot: Assistant, sqlite_url: str) -> None:
     await bot.handle(f"admin register hr2 {sqlite_url}", ADMIN)
     ambiguous = await bot.handle("list employees", ALICE)
-    assert ambiguous.kind == "error" and set(ambiguous.choices) == {"hr", "hr2"} and "Which database" in ambiguous.text
+    assert (
+        ambiguous.kind == "error"
+        and {o.label for o in ambiguous.options} == {"hr", "hr2"}
+        and "Which database" in ambiguous.text
+    )
     assert (await bot.handle("[db:hr2] list employees", ALICE)).answer.database == "hr2"  # type: ignore[union-attr]
     assert (await bot.handle("hr: list employees", ALICE)).answer.database == "hr"  # type: ignore[union-attr]
     assert "now asks `hr2`" in (await bot.handle("use hr2", ALICE)).text
@@ -328,7 +332,7 @@ async def test_follow_up_in_a_thread_keeps_database_and_context(settings: Settin
     assert context is not None and context.question == "who works here?" and context.sql.startswith("SELECT name")
     # Outside the thread the same words are a new question that must pick a database.
     other = await bot.handle("only the first two", ALICE)
-    assert other.kind == "error" and set(other.choices) == {"hr", "hr2"}
+    assert other.kind == "error" and {o.label for o in other.options} == {"hr", "hr2"}
     await bot.close()
 
 
