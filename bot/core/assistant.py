@@ -488,7 +488,7 @@ class Assistant:
     async def _answer(self, question: str, where: Where, outcome: _Outcome) -> str:
         question = outcome.question = _validate_question(question)
         await self._rate_limit(where)
-        await _step(outcome, "finding_tables")
+        await _step(outcome.progress, "finding_tables")
         with self.tracer.observe("resolution") as span:
             turn = await asyncio.to_thread(self.store.last_turn, where)
             explicit = outcome.database or (turn.database if turn else None)
@@ -573,7 +573,7 @@ class Assistant:
         guard and a short read-only run, the one chosen by agreement of their results
         (``bot.core.candidates``): (normalized SQL, None), or (the greedy SQL, its problem)."""
         # Worker errors (cold start, overload, timeout, down) carry their own sentence.
-        await _step(outcome, step)
+        await _step(outcome.progress, step)
         started = time.perf_counter()
         with self.tracer.observe(
             "generation",
@@ -582,7 +582,7 @@ class Assistant:
             model=request.adapter or "default",
             metadata={"prompt_format": request.prompt_format, "follow_up": request.context is not None},
         ) as span:
-            response = await self._generate(request, outcome)
+            response = await self._generate(request, outcome.notify, outcome.progress)
             span.update(
                 output=response.sql,
                 model=response.adapter or "default",
@@ -593,7 +593,7 @@ class Assistant:
         outcome.sql = response.sql or None
         outcome.adapter = response.adapter  # what the worker actually used (its default, if ours is unset)
         texts = distinct([response.sql, *response.candidates])
-        await _step(outcome, "checking")
+        await _step(outcome.progress, "checking")
         with self.tracer.observe("guard", kind="guardrail", input=response.sql) as span:
             # sqlglot is CPU work: off the event loop, so acknowledgements are not held up behind it
             verdicts = await asyncio.to_thread(self._guard_all, entry, list(texts))
@@ -846,9 +846,10 @@ class Assistant:
         if response.cold_start:
             m.cold_starts.inc()
 
-    async def _generate(self, request: GenerateRequest, outcome: _Outcome) -> GenerateResponse:
+    async def _generate(
+        self, request: GenerateRequest, notify: Notify | None, progress: Progress | None = None
+    ) -> GenerateResponse:
         """The model's answer; a cold-starting worker is waited for, once the user knows."""
-        notify = outcome.notify
         deadline = time.monotonic() + self.config.warmup_wait_s
         told = False
         while True:
@@ -862,7 +863,7 @@ class Assistant:
                     raise
                 if not told:
                     told = True
-                    await _step(outcome, "warming_up")
+                    await _step(progress, "warming_up")
                     try:
                         if notify is not None:
                             await notify(err.message)
@@ -1029,12 +1030,12 @@ def _suggestion(database: str, question: str) -> Option:
     return Option(label=label, text=f"[db:{database}] {question}")
 
 
-async def _step(outcome: _Outcome, step: Step) -> None:
+async def _step(progress: Progress | None, step: Step) -> None:
     """Tell the surface where the question is; a surface that cannot show it never stops the answer."""
-    if outcome.progress is None:
+    if progress is None:
         return
     try:
-        await outcome.progress(step)
+        await progress(step)
     except Exception:
         log.warning("could not show a progress step", extra={"fields": {"step": step}}, exc_info=True)
 
