@@ -333,12 +333,7 @@ class BotStore:
     @classmethod
     def open(cls, settings: Settings) -> BotStore:
         """Open the registry database and bring its tables (the bot's too) up to date."""
-        engine = db.open_engine(settings)
-        try:
-            db.migrate(engine, upgrade)
-        except BaseException:
-            db.release(engine)
-            raise
+        engine = db.open_migrated(settings, upgrade)
         return cls(engine=engine)
 
     @property

@@ -35,6 +35,17 @@ def open_engine(settings: Settings) -> Engine:
         return engine
 
 
+def open_migrated(settings: Settings, upgrade: Callable[[Engine], None]) -> Engine:
+    """``open_engine``, then ``migrate``; a failed migration gives the reference back."""
+    engine = open_engine(settings)
+    try:
+        migrate(engine, upgrade)
+    except BaseException:
+        release(engine)
+        raise
+    return engine
+
+
 def migrate(engine: Engine, upgrade: Callable[[Engine], None]) -> None:
     """Run ``upgrade`` (Alembic to head) once per engine; another holder's call returns at once."""
     with _lock:

@@ -159,12 +159,7 @@ class KeyStore:
     @classmethod
     def open(cls, settings: Settings) -> KeyStore:
         """Open the registry database and bring its tables (``api_keys`` too) up to date."""
-        engine = db.open_engine(settings)
-        try:
-            db.migrate(engine, upgrade)
-        except BaseException:
-            db.release(engine)
-            raise
+        engine = db.open_migrated(settings, upgrade)
         return cls(engine=engine)
 
     def close(self) -> None:

@@ -172,12 +172,7 @@ class Registry:
 
     @classmethod
     def open(cls, settings: Settings, *, introspector: Introspector | None = None) -> Registry:
-        engine = db.open_engine(settings)
-        try:
-            db.migrate(engine, upgrade)
-        except BaseException:
-            db.release(engine)
-            raise
+        engine = db.open_migrated(settings, upgrade)
         return cls(
             engine=engine,
             cipher=UrlCipher(key=load_key(settings)),

@@ -21,7 +21,7 @@ from schemas.registry import Registry
 
 def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     seen: dict[str, list[Any]] = {"engines": [], "upgrades": []}
-    create, migrate = db.create_engine, db.migrate
+    create, migrate = db.create_engine, db.migrate  # open_migrated looks both up at call time
 
     def counted_create(url: str, **kwargs: Any) -> Engine:
         seen["engines"].append(url)
