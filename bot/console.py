@@ -27,6 +27,7 @@ from bot.cells import cell_text, is_number
 from bot.core import charts
 from bot.core.assistant import Assistant, Option, PreviewReply, Reply
 from bot.core.explain import explain
+from bot.core.text import cut
 from bot.store import Where
 from chat2sql import errors, messages
 
@@ -68,7 +69,7 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max_w
 
 def _cell(value: Any, column: str, max_width: int) -> str:
     text = cell_text(value, column=column)
-    return text if len(text) <= max_width else text[: max_width - 1] + "…"
+    return cut(text, max_width)
 
 
 def _numeric(rows: Sequence[Sequence[Any]], index: int) -> bool:

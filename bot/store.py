@@ -664,25 +664,29 @@ class BotStore:
         self._upsert(DbAccessRow, key, values)
 
     def _upsert(self, model: type[_Row], key: dict[str, Any], values: dict[str, Any]) -> None:
-        """Insert or update the row identified by ``key``, portably (SQLite and PostgreSQL).
+        upsert(self._engine, model, key, values)
 
-        Two writers inserting the same key at once: the loser's INSERT violates the key,
-        and its second attempt finds the row and updates it.
-        """
-        for attempt in range(2):
-            with Session(self._engine) as session:
-                row = session.scalar(select(model).filter_by(**key))
-                if row is None:
-                    session.add(model(**key, **values))
-                else:
-                    for name, value in values.items():
-                        setattr(row, name, value)
-                try:
-                    session.commit()
-                    return
-                except IntegrityError:
-                    if attempt:
-                        raise
+
+def upsert(engine: Engine, model: type[_Row], key: dict[str, Any], values: dict[str, Any]) -> None:
+    """Insert or update the row identified by ``key``, portably (SQLite and PostgreSQL).
+
+    Two writers inserting the same key at once: the loser's INSERT violates the key,
+    and its second attempt finds the row and updates it.
+    """
+    for attempt in range(2):
+        with Session(engine) as session:
+            row = session.scalar(select(model).filter_by(**key))
+            if row is None:
+                session.add(model(**key, **values))
+            else:
+                for name, value in values.items():
+                    setattr(row, name, value)
+            try:
+                session.commit()
+                return
+            except IntegrityError:
+                if attempt:
+                    raise
 
 
 def _question_key(question: str) -> str:

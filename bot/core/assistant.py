@@ -28,7 +28,7 @@ from bot.core.access import Admins
 from bot.core.candidates import Candidate, choose, distinct, doubts, repair_error, result_key
 from bot.core.experiment import Experiment
 from bot.core.grammar import Admin, Ask, Command, Databases, Empty, Help, Use, parse
-from bot.core.text import clean_text, one_line
+from bot.core.text import clean_text, cut, one_line
 from bot.metrics import BotMetrics
 from bot.store import AuditEntry, AuditRecord, BotStore, ThreadTurn, VerifiedExample, Where
 from chat2sql import errors, messages
@@ -945,7 +945,8 @@ class Assistant:
         return [e for e in self.registry.list() if self.store.is_allowed(e.name, where)]
 
     def channel_default(self, where: Where) -> str | None:
-        """The database ``where``'s channel asks by default, when it may be used from ``where``."""
+        """The database ``where``'s channel asks by default, while it is registered (whether it
+        may be used from a given place is the resolution's check)."""
         default = self.store.default(where)
         return default if default in self.registry.names() else None
 
@@ -956,17 +957,22 @@ class Assistant:
         usable = {e.name: e for e in self.usable_databases(where)}
         ranked = [name for name in self.store.most_used_databases(where) if name in usable]
         ranked += [name for name in usable if name not in ranked]
-        chosen: list[Option] = []
+        chosen: dict[str, Option] = {}  # by the text it sends: each once, in order
         for name in ranked:
-            for example in self.store.shareable_examples(name, where, limit=limit):
-                chosen.append(_suggestion(name, example.question))
+            for example in self.store.shareable_examples(name, where, limit=limit - len(chosen)):
+                option = _suggestion(name, example.question)
+                chosen.setdefault(option.text, option)
+            if len(chosen) >= limit:
+                return tuple(chosen.values())[:limit]
         for name in ranked:
             tables = self._model_view(usable[name])[0].schema.tables  # never a hidden table
             if tables:  # the plainest name reads best in a sentence: "How many rows does orders have?"
                 plain = min(tables, key=lambda t: (not t.name.isalpha(), len(t.name), t.name))
-                chosen.append(_suggestion(name, messages.suggested_count(plain.name)))
-        unique = {option.text: option for option in chosen}
-        return tuple(unique.values())[:limit]
+                option = _suggestion(name, messages.suggested_count(plain.name))
+                chosen.setdefault(option.text, option)
+            if len(chosen) >= limit:
+                break
+        return tuple(chosen.values())[:limit]
 
     def start_over(self, where: Where, database: str | None) -> None:
         """The surface's context moved to ``database`` (Slack: the user views another channel): a
@@ -1026,8 +1032,7 @@ def _schema_text(request: GenerateRequest, text: str) -> GenerateRequest:
 
 def _suggestion(database: str, question: str) -> Option:
     question = one_line(question)
-    label = question if len(question) <= SUGGESTION_LABEL_CHARS else question[: SUGGESTION_LABEL_CHARS - 1] + "…"
-    return Option(label=label, text=f"[db:{database}] {question}")
+    return Option(label=cut(question, SUGGESTION_LABEL_CHARS), text=f"[db:{database}] {question}")
 
 
 async def _step(progress: Progress | None, step: Step) -> None:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from bot.core.text import cut
 from bot.store import Where
 from chat2sql import messages
 
@@ -182,7 +183,7 @@ def _to_datetime(value: Any) -> dt.datetime | None:
 def _label(value: Any) -> str:
     text = "NULL" if value is None else str(value)
     text = " ".join(text.split())
-    return text if len(text) <= MAX_LABEL_CHARS else text[: MAX_LABEL_CHARS - 1] + "…"
+    return cut(text, MAX_LABEL_CHARS)
 
 
 # --- drawing ------------------------------------------------------------------------------------

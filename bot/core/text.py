@@ -34,3 +34,12 @@ def clean_text(text: str) -> str:
 def one_line(text: str) -> str:
     """``clean_text`` on one line: runs of whitespace, newlines included, become one space."""
     return " ".join(clean_text(text).split())
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, an ellipsis marking a cut.
+
+    >>> cut("how many orders per country?", 12)
+    'how many or…'
+    """
+    return text if len(text) <= limit else text[: limit - 1] + "…"

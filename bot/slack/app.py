@@ -45,7 +45,7 @@ from bot.core.explain import explain
 from bot.platform import Answers, ServerContext
 from bot.slack import blocks
 from bot.slack.assistant import build_assistant
-from bot.slack.delivery import Delivery, SlashDelivery, ThreadDelivery, from_slack
+from bot.slack.delivery import Delivery, SlashDelivery, ThreadDelivery, api_error, from_slack
 from bot.slack.oauth import BOT_SCOPES, InstallationStore, StateStore
 from bot.slack.threads import ThreadContextStore
 from bot.store import Where
@@ -187,7 +187,7 @@ class SlackPlatform:
         except (TimeoutError, SlackApiError, SlackClientError, OSError) as err:
             if counted:
                 self.ctx.metrics.delivery_failures.labels(PLATFORM).inc()
-            log.warning("a Slack reply could not be delivered", extra={"fields": {"error": _api_error(err)}})
+            log.warning("a Slack reply could not be delivered", extra={"fields": {"error": api_error(err)}})
             return False
 
     async def claim(self, key: str) -> bool:
@@ -313,12 +313,6 @@ def _kind(content_type: str, retry: str | None) -> str:
     if retry:
         return "retry"
     return "event" if content_type.startswith("application/json") else "command_or_action"
-
-
-def _api_error(err: BaseException) -> str:
-    if isinstance(err, SlackApiError):
-        return str(err.response.get("error", "unknown"))
-    return type(err).__name__
 
 
 def _where_of_action(body: dict[str, Any]) -> tuple[Where, str, str | None]:

@@ -26,6 +26,7 @@ from slack_bolt.async_app import AsyncAssistant
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.assistant import Assistant
+from bot.core.text import cut
 from bot.slack.delivery import AssistantDelivery, Delivery, from_slack, quietly
 from bot.slack.threads import ThreadContextStore
 from bot.store import Where
@@ -121,7 +122,7 @@ def build_assistant(
         text = from_slack(payload.get("text", ""), bot_user_id=context.bot_user_id)
         preferred = await viewed_default(where, await store.find(channel_id=where.channel, thread_ts=thread_ts))
         if text and await claim(f"slack-title:{where.workspace}:{where.channel}:{thread_ts}"):
-            title = text if len(text) <= MAX_TITLE_CHARS else text[: MAX_TITLE_CHARS - 1] + "…"
+            title = cut(text, MAX_TITLE_CHARS)
             await quietly(client.assistant_threads_setTitle(channel_id=where.channel, thread_ts=thread_ts, title=title))
         delivery: Delivery = AssistantDelivery(client, channel=where.channel, thread_ts=thread_ts, user=where.user_id)
         ask(text, where, delivery, preferred=preferred)

@@ -17,6 +17,7 @@ from typing import Any
 from bot.console import format_table
 from bot.core.assistant import Answer, Option, PreviewReply
 from bot.core.charts import chartable
+from bot.core.text import cut
 from chat2sql import messages
 
 MAX_BLOCKS = 50
@@ -45,12 +46,12 @@ Block = dict[str, Any]
 
 
 def mrkdwn(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, MAX_SECTION_CHARS)}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, MAX_SECTION_CHARS)}}
 
 
 def context(*parts: str) -> Block:
     # A context block takes at most 10 elements of up to 3,000 characters.
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(p, MAX_SECTION_CHARS)} for p in parts[:10]]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(p, MAX_SECTION_CHARS)} for p in parts[:10]]}
 
 
 def code_sections(code: str, *, max_sections: int) -> list[Block]:
@@ -76,10 +77,6 @@ def code_sections(code: str, *, max_sections: int) -> list[Block]:
 
 def _flush(chunks: list[str], current: str) -> list[str]:
     return [*chunks, current] if current else chunks
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def fit(blocks: list[Block]) -> list[Block]:
@@ -116,7 +113,7 @@ def answer_blocks(answer: Answer, *, asked_by: str | None = None, question: str 
 
 def answer_text(answer: Answer) -> str:
     """The notification/fallback text of an answer message."""
-    return _cut(f"SQL for {answer.database}: {answer.sql}", MAX_TEXT_CHARS)
+    return cut(f"SQL for {answer.database}: {answer.sql}", MAX_TEXT_CHARS)
 
 
 def text_blocks(text: str) -> list[Block]:
@@ -146,7 +143,7 @@ def preview_blocks(
         shown.pop()
         table = format_table(preview.columns, shown)
     if len(table) > MAX_SECTION_CHARS - 8:  # too many columns for even one row
-        table, shown = _cut(table, MAX_SECTION_CHARS - 8), []
+        table, shown = cut(table, MAX_SECTION_CHARS - 8), []
     cut_here = len(shown) < len(preview.rows)
     note = f"{len(preview.rows)} row{'s' if len(preview.rows) != 1 else ''} · {preview.elapsed_ms:.0f} ms"
     if cut_here:
@@ -172,16 +169,14 @@ def option_blocks(options: Sequence[Option]) -> list[Block]:
     rest = shown[OPTION_BUTTONS:]
     overflow = 0 < len(rest) <= MAX_OVERFLOW_OPTIONS and all(len(o.text) <= MAX_OVERFLOW_VALUE for o in rest)
     buttons = shown[:OPTION_BUTTONS] if overflow else shown
-    elements: list[Block] = [
-        _button(_cut(o.label, MAX_BUTTON_TEXT), OPTION, o.text[:MAX_BUTTON_VALUE]) for o in buttons
-    ]
+    elements: list[Block] = [_button(cut(o.label, MAX_BUTTON_TEXT), OPTION, o.text[:MAX_BUTTON_VALUE]) for o in buttons]
     if overflow:
         elements.append(
             {
                 "type": "overflow",
                 "action_id": OPTION_MENU,
                 "options": [
-                    {"text": {"type": "plain_text", "text": _cut(o.label, MAX_BUTTON_TEXT)}, "value": o.text}
+                    {"text": {"type": "plain_text", "text": cut(o.label, MAX_BUTTON_TEXT)}, "value": o.text}
                     for o in rest
                 ],
             }

@@ -145,5 +145,11 @@ async def quietly(call: Any) -> None:
     try:
         await call
     except (TimeoutError, SlackApiError, SlackClientError, OSError) as err:
-        error = err.response.get("error", "unknown") if isinstance(err, SlackApiError) else type(err).__name__
-        log.info("an assistant-thread call was refused", extra={"fields": {"error": error}})
+        log.info("an assistant-thread call was refused", extra={"fields": {"error": api_error(err)}})
+
+
+def api_error(err: BaseException) -> str:
+    """What a failed Slack call reports: Slack's error code, or the exception's type."""
+    if isinstance(err, SlackApiError):
+        return str(err.response.get("error", "unknown"))
+    return type(err).__name__

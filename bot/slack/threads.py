@@ -20,7 +20,7 @@ from slack_bolt.context.assistant.thread_context_store.async_store import AsyncA
 from sqlalchemy import DateTime, Engine, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from bot.store import ID_CHARS
+from bot.store import ID_CHARS, upsert
 from schemas.registry import Base
 
 MAX_CONTEXT_CHARS = 4000  # channel_id, team_id, enterprise_id: far less in practice
@@ -48,21 +48,9 @@ class ThreadContextStore(AsyncAssistantThreadContextStore):
 
     def _save(self, channel_id: str, thread_ts: str, context: dict[str, str]) -> None:
         kept = {k: str(v) for k, v in context.items() if isinstance(v, str | int) and k.endswith("_id")}
-        text = json.dumps(kept)[:MAX_CONTEXT_CHARS]
-        with Session(self._engine) as session:
-            row = session.get(AssistantThreadRow, (channel_id[:ID_CHARS], thread_ts[:ID_CHARS]))
-            if row is None:
-                session.add(
-                    AssistantThreadRow(
-                        channel_id=channel_id[:ID_CHARS],
-                        thread_ts=thread_ts[:ID_CHARS],
-                        context=text,
-                        updated_at=self._clock(),
-                    )
-                )
-            else:
-                row.context, row.updated_at = text, self._clock()
-            session.commit()
+        key = {"channel_id": channel_id[:ID_CHARS], "thread_ts": thread_ts[:ID_CHARS]}
+        values = {"context": json.dumps(kept)[:MAX_CONTEXT_CHARS], "updated_at": self._clock()}
+        upsert(self._engine, AssistantThreadRow, key, values)
 
     def _find(self, channel_id: str, thread_ts: str) -> AssistantThreadContext | None:
         with Session(self._engine) as session:

@@ -20,6 +20,7 @@ from typing import Any
 from bot.cells import cell_text
 from bot.core.assistant import Answer, Option, PreviewReply
 from bot.core.charts import chartable
+from bot.core.text import cut
 from chat2sql import messages
 
 CARD_VERSION = "1.5"
@@ -154,7 +155,7 @@ def _card(body: Sequence[Card], actions: Sequence[Card] = ()) -> Card:
 
 
 def _title(label: str) -> str:
-    return label if len(label) <= MAX_TITLE_CHARS else label[: MAX_TITLE_CHARS - 1] + "…"
+    return cut(label, MAX_TITLE_CHARS)
 
 
 def _text(text: str, **style: Any) -> Card:
@@ -190,7 +191,7 @@ def _row(texts: Sequence[str], *, bold: bool = False) -> Card:
 
 def _cell(value: Any, column: str) -> str:
     text = cell_text(value, column=column)
-    return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"
+    return cut(text, MAX_CELL_CHARS)
 
 
 def _size(card: Card) -> int:
