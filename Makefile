@@ -30,7 +30,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m mypy chat2sql schemas inference bot deploy
+	$(PY) -m mypy chat2sql schemas samples inference bot evals deploy
 
 bench: $(STAMP)
 	$(PY) -m bench.schemas_bench

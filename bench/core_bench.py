@@ -25,7 +25,8 @@ from sqlalchemy import event
 
 from bench.table import print_table
 from bot.core.access import Admins
-from bot.core.assistant import Assistant, AssistantConfig
+from bot.core.assistant import AssistantConfig
+from bot.state import assistant_over
 from bot.store import BotStore, Where
 from chat2sql.cache import InMemoryCache
 from chat2sql.ratelimit import InMemoryRateLimiter, Limit
@@ -60,7 +61,7 @@ async def _run(folder: Path, questions: int) -> list[list[str]]:
     rows = []
     for label, ttl in (("full path (cache off)", 0.0), ("cache hit", 3600.0)):
         client = ScriptedClient(["SELECT label, SUM(amount) AS total FROM t042 GROUP BY label ORDER BY total DESC"])
-        bot = Assistant(
+        bot = assistant_over(
             registry=Registry.open(settings),
             store=BotStore.open(settings),
             client=client,

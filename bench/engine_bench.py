@@ -47,8 +47,8 @@ def _questions(args: argparse.Namespace) -> tuple[list[Question], list[Question]
     the most questions, then on each of ``--samples`` shipped sample databases (built once
     into data/eval/samples). The throughput pool: the Spider databases' next questions,
     interleaved across them."""
-    from inference.eval import database_path, load_dataset
-    from inference.eval_samples import build
+    from evals.harness import database_path, load_dataset
+    from evals.samples import build
 
     samples = ROOT / "data" / "eval" / "samples"
     if not (samples / "dev.json").is_file():
@@ -83,8 +83,8 @@ def _request(q: Question, schema: Any, budget: int) -> Any:
 
 
 def _matches(q: Question, sql: str | None) -> bool:
-    from inference.eval import _execute
-    from inference.eval_metrics import execution_match
+    from evals.harness import _execute
+    from evals.metrics import execution_match
 
     if not sql:
         return False

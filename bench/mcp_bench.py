@@ -29,9 +29,10 @@ from mcp.client.streamable_http import streamable_http_client
 from bench.table import print_table
 from bot.console import console_where
 from bot.core.access import Admins
-from bot.core.assistant import Assistant, AssistantConfig
+from bot.core.assistant import AssistantConfig
 from bot.mcp_server import Chat2SQLServer, local_caller
 from bot.server import build_app
+from bot.state import assistant_over
 from bot.store import BotStore
 from chat2sql.cache import InMemoryCache
 from chat2sql.ratelimit import TIERS, InMemoryRateLimiter, Limit
@@ -53,7 +54,7 @@ async def _run(folder: Path, questions: int) -> list[list[str]]:
     settings = Settings(data_dir=folder / "data", _env_file=None)  # type: ignore[call-arg]
     registry = Registry.open(settings)
     registry.add("hr", make_sqlite(folder / "hr.db", sample_script("sqlite")), registered_by="bench")
-    assistant = Assistant(
+    assistant = assistant_over(
         registry=registry,
         store=BotStore.open(settings),
         client=SampledClient(lambda _: [SQL]),

@@ -11,6 +11,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from chat2sql import log as chat2sql_log
+from chat2sql import messages
 from chat2sql.errors import Chat2SQLError
 from chat2sql.messages import user_message
 from chat2sql.settings import Settings
@@ -131,19 +132,19 @@ async def _chat(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from bot.console import ask, load_model_in_background
-    from bot.samples import ensure_samples
+    from samples import ensure_samples
 
     assistant, start_model = _console_assistant(settings)
     try:
         if start_model is not None:  # the samples are built while the model loads
             await load_model_in_background(start_model)
         built = ensure_samples(assistant.registry, settings.data_dir, today=date.today())
-        print(f"sample databases ready ({', '.join(built) if built else 'already registered'})")
+        print(messages.console_samples_ready(built))
         status = 0
         for database, question in DEMO_QUESTIONS:
             print(f"\n[db:{database}] {question}")
             status |= await ask(assistant, question, database=database, run=True, as_json=False)
-        print("\nNext: `python -m bot chat` to ask your own questions; see README for registering your database.")
+        print("\n" + messages.CONSOLE_SAMPLES_NEXT)
         return status
     finally:
         await assistant.close()

@@ -24,18 +24,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.cells import cell_text, is_number
-from bot.core import charts
-from bot.core.assistant import Assistant, Option, PreviewReply, Reply
-from bot.core.explain import explain
+from bot.core.assistant import Assistant
 from bot.core.text import cut
-from bot.store import Where
+from bot.core.types import Option, PreviewReply, Reply, Where
 from chat2sql import errors, messages
 
 PROMPT = "chat2sql> "
-HINT = (
-    "(type `run` for a preview, `explain` to explain the SQL, `chart` for a chart, "
-    "`good` or `bad [corrected SQL]` for feedback)"
-)
+HINT = messages.CONSOLE_HINT
 # Replies that mean "nothing to ask": with an empty registry, the console says how to get a database.
 _NO_DATABASE_KINDS = frozenset({"NoDatabases", "UnknownDatabase", "NothingAllowedHere"})
 _NO_DATABASE_TEXTS = frozenset({messages.user_message(errors.NoDatabases()), messages.no_databases_here()})
@@ -84,28 +79,25 @@ def _pad(text: str, width: int, right: bool) -> str:
 def render_preview(preview: PreviewReply) -> str:
     if not preview.ok:
         return preview.text
-    more = ", more rows not shown" if preview.truncated else ""
-    return (
-        f"{format_table(preview.columns, preview.rows)}\n({len(preview.rows)} rows{more}, {preview.elapsed_ms:.0f} ms)"
-    )
+    note = messages.console_preview_note(len(preview.rows), preview.elapsed_ms, more_rows=preview.truncated)
+    return f"{format_table(preview.columns, preview.rows)}\n{note}"
 
 
 def render_reply(reply: Reply) -> str:
     if reply.answer is None:
         return reply.text + render_options(reply.options)
     a = reply.answer
-    notes = [f"database: {a.database}", f"{a.latency_ms:.0f} ms"]
-    if a.cache_hit:
-        notes.append("cached")
-    notes += list(a.warnings)
-    return f"{a.sql}\n-- {' · '.join(notes)} · trace {a.trace_id}"
+    note = messages.console_answer_note(
+        a.database, a.latency_ms, cached=a.cache_hit, warnings=a.warnings, trace=a.trace_id
+    )
+    return f"{a.sql}\n-- {note}"
 
 
 def render_options(options: Sequence[Option]) -> str:
     if not options:
         return ""
     lines = [f"  {i}. {o.label}" for i, o in enumerate(options, start=1)]
-    return "\n" + "\n".join(lines) + "\n(type a number to choose)"
+    return "\n" + "\n".join(lines) + "\n" + messages.CONSOLE_CHOOSE
 
 
 def default_chart_dir() -> Path:
@@ -114,7 +106,7 @@ def default_chart_dir() -> Path:
 
 async def write_chart(assistant: Assistant, audit_id: int, where: Where, directory: Path) -> str:
     """Draw an answer's chart into ``directory``; what to print (the file's path, or why not)."""
-    result = await charts.chart(assistant, audit_id, where)
+    result = await assistant.chart(audit_id, where)
     if not result.ok:
         return result.text
     directory.mkdir(parents=True, exist_ok=True)
@@ -139,17 +131,17 @@ async def start_model_when_useful(
     """Start the model's background load once a database is registered; what is still to start.
     With no database nothing is asked of the model, and a load started for nothing would hold
     up the exit (its thread cannot be stopped)."""
-    if start_model is None or not assistant.registry.names():
+    if start_model is None or not await assistant.database_names():
         return start_model
     await load_model_in_background(start_model, note=note)
     return None
 
 
-def for_console(assistant: Assistant, reply: Reply) -> Reply:
+async def for_console(assistant: Assistant, reply: Reply) -> Reply:
     """``reply``, or how to get a database when there is none yet (the platforms' text names
     their own `admin register`)."""
     nothing = reply.error_kind in _NO_DATABASE_KINDS or (reply.kind == "text" and reply.text in _NO_DATABASE_TEXTS)
-    if reply.answer is not None or not nothing or assistant.registry.names():
+    if reply.answer is not None or not nothing or await assistant.database_names():
         return reply
     return dataclasses.replace(reply, text=messages.CONSOLE_NO_DATABASES)
 
@@ -166,7 +158,7 @@ async def ask(
 ) -> int:
     where = console_where()
     await start_model_when_useful(assistant, start_model)
-    reply = for_console(assistant, await assistant.ask(question, where, database=database))
+    reply = await for_console(assistant, await assistant.ask(question, where, database=database))
     preview = await assistant.preview(reply.answer.audit_id, where) if run and reply.answer else None
     if as_json:
         out.write(json.dumps(_json(reply, preview), ensure_ascii=False) + "\n")
@@ -216,8 +208,8 @@ async def chat(
     where = console_where()
     last: int | None = None
     options: tuple[Option, ...] = ()
-    out.write("chat2sql console — type `help`, or `quit` to leave.\n")
-    if not assistant.registry.names():
+    out.write(messages.CONSOLE_BANNER + "\n")
+    if not await assistant.database_names():
         out.write(messages.CONSOLE_NO_DATABASES + "\n")
     while True:
         start_model = await start_model_when_useful(assistant, start_model)
@@ -236,15 +228,15 @@ async def chat(
         if word == "run" and last is not None:
             out.write(render_preview(await assistant.preview(last, where)) + "\n")
         elif word == "explain" and last is not None:
-            out.write((await explain(assistant, last, where)).text + "\n")
+            out.write((await assistant.explain(last, where)).text + "\n")
         elif word == "chart" and last is not None:
             out.write(await write_chart(assistant, last, where, chart_dir or default_chart_dir()) + "\n")
         elif word in ("good", "bad") and last is not None:
             corrected = text.split(None, 1)[1] if " " in text else None
-            reply = assistant.feedback(last, where, "up" if word == "good" else "down", corrected)
+            reply = await assistant.feedback(last, where, "up" if word == "good" else "down", corrected)
             out.write(reply.text + "\n")
         else:
-            reply = for_console(assistant, await assistant.handle(text, where))
+            reply = await for_console(assistant, await assistant.handle(text, where))
             options = reply.options
             out.write(render_reply(reply) + "\n")
             if reply.answer is not None:

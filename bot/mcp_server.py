@@ -48,7 +48,7 @@ from bot.console import format_table
 from bot.core.assistant import Assistant
 from bot.core.explain import explain_sql
 from bot.core.text import one_line
-from bot.store import Where
+from bot.core.types import Where
 from chat2sql import errors, messages
 from chat2sql.ratelimit import RateLimiter
 from inference.keys import Authenticator, KeyInfoLike, Refusal, admit
@@ -124,7 +124,7 @@ class Chat2SQLServer(MCPServer):
         return self.caller_of(ctx.request_context.request)
 
     async def usable(self, caller: Caller) -> list[RegisteredDatabase]:
-        entries = await asyncio.to_thread(self.assistant.usable_databases, caller.where)
+        entries = await self.assistant.usable_databases(caller.where)
         return [e for e in entries if caller.may_use(e.name)]
 
     async def entry(self, caller: Caller, database: str) -> RegisteredDatabase:
@@ -133,7 +133,7 @@ class Chat2SQLServer(MCPServer):
         try:
             if not caller.may_use(name):
                 raise errors.UnknownDatabase(name)
-            return await asyncio.to_thread(self.assistant.allowed_entry, name, caller.where)
+            return await self.assistant.allowed_entry(name, caller.where)
         except errors.UnknownDatabase:
             usable = tuple(e.name for e in await self.usable(caller))
             raise ToolError(messages.user_message(errors.UnknownDatabase(name, usable, here=True))) from None
@@ -162,7 +162,7 @@ class Chat2SQLServer(MCPServer):
             caller = self._context_caller(ctx)
             entry = await self.entry(caller, database)
             try:
-                return await asyncio.to_thread(self.assistant.schema_text, entry.name, caller.where, question=question)
+                return await self.assistant.schema_text(entry.name, caller.where, question=question)
             except errors.Chat2SQLError as err:
                 raise ToolError(messages.user_message(err)) from None
 
@@ -197,13 +197,14 @@ class Chat2SQLServer(MCPServer):
                 raise ToolError(messages.user_message(err)) from None
             if not preview.ok:
                 raise ToolError(preview.text)
-            more = ", more rows not shown" if preview.truncated else ""
             return {
                 "sql": preview.sql,
                 "columns": list(preview.columns),
                 "rows": [[_finite(v) for v in row] for row in preview.rows],  # the preview's JSON values
                 "truncated": preview.truncated,
-                "table": f"{format_table(preview.columns, preview.rows)}\n({len(preview.rows)} rows{more})",
+                "table": format_table(preview.columns, preview.rows)
+                + "\n"
+                + messages.mcp_preview_note(len(preview.rows), more_rows=preview.truncated),
             }
 
         @self.tool(name="explain")
@@ -212,7 +213,7 @@ class Chat2SQLServer(MCPServer):
             caller = self._context_caller(ctx)
             entry = await self.entry(caller, database)
             try:
-                entry, verdict = await asyncio.to_thread(self.assistant.check_sql, entry.name, sql, caller.where)
+                entry, verdict = await self.assistant.check_sql(entry.name, sql, caller.where)
             except errors.Chat2SQLError as err:
                 raise ToolError(messages.user_message(err)) from None
             if not verdict.ok or verdict.normalized is None:
@@ -226,7 +227,7 @@ class Chat2SQLServer(MCPServer):
             caller = self._context_caller(ctx)
             try:
                 entry = await self.entry(caller, database)
-                return await asyncio.to_thread(self.assistant.schema_text, entry.name, caller.where)
+                return await self.assistant.schema_text(entry.name, caller.where)
             except ToolError as err:
                 raise ResourceNotFoundError(str(err)) from None
 
@@ -239,8 +240,8 @@ class Chat2SQLServer(MCPServer):
             resources=[
                 MCPResource(
                     uri=SCHEMA_URI.format(database=e.name),
-                    name=f"{e.name} schema",
-                    description=e.description or f"The {e.dialect} database {e.name}",
+                    name=messages.mcp_schema_name(e.name),
+                    description=e.description or messages.mcp_schema_description(e.name, e.dialect),
                     mime_type="text/plain",
                 )
                 for e in await self.usable(caller)

@@ -23,8 +23,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
-from bot.core.assistant import Assistant, Reply
+from bot.core.assistant import Assistant
+from bot.core.types import Reply
 from bot.metrics import BotMetrics
 from chat2sql import messages
 from chat2sql.settings import Settings
@@ -77,11 +79,13 @@ class Platform(Protocol):
 
 
 class ServerContext:
-    """What every platform shares: settings, the assistant, metrics and background tasks."""
+    """What every platform shares: settings, the assistant, the registry database's engine,
+    metrics and background tasks."""
 
-    def __init__(self, *, settings: Settings, assistant: Assistant) -> None:
+    def __init__(self, *, settings: Settings, assistant: Assistant, engine: Engine) -> None:
         self.settings = settings
         self.assistant = assistant
+        self.engine = engine  # the registry database's, for a platform's own tables (installations, threads)
         self.metrics: BotMetrics = assistant.metrics  # the core's and the platforms' on one registry
         self.background = Background()
 
@@ -99,7 +103,7 @@ class Answers:
 
     async def claim(self, key: str) -> bool:
         """First delivery of ``key``? Repeats are counted and not answered."""
-        fresh = await asyncio.to_thread(self._assistant.store.claim, key)
+        fresh = await self._assistant.claim(key)
         if not fresh:
             self._metrics.duplicates.labels(self.platform).inc()
         return fresh

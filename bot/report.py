@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.store import AuditEntry, BotStore, InvalidSince, parse_since
+from bot.core.types import AuditEntry
+from bot.store import BotStore, InvalidSince, parse_since
 from chat2sql.messages import registry_unusable, user_message
 from chat2sql.redact import error_line
 from chat2sql.settings import Settings

@@ -47,7 +47,7 @@ def build_app(
             client = wiring.inference_client(settings)
             assistant = wiring.build_assistant(settings, client=client)
             start_model = wiring.background_load(client)
-        context = ServerContext(settings=settings, assistant=assistant)
+        context = wiring.server_context(settings, assistant)
     ctx = context
     chosen = list(platforms) if platforms is not None else wiring.platforms(ctx)
     mcp = _McpEndpoint(settings, ctx.assistant) if settings.mcp_http else None

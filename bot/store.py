@@ -26,7 +26,6 @@ import json
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
@@ -47,12 +46,23 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from chat2sql import db
+from bot.core.types import (
+    AuditEntry,
+    AuditRecord,
+    ExampleSource,
+    FeedbackEntry,
+    Rating,
+    ThreadTurn,
+    VerifiedExample,
+    Where,
+)
+from chat2sql import db, messages
+from chat2sql.db import Base, upgrade
 from chat2sql.errors import UserFacingError
 from chat2sql.messages import registry_unusable
 from chat2sql.redact import error_line
 from chat2sql.settings import Settings
-from schemas.registry import Base, upgrade, validate_name
+from schemas.registry import validate_name
 
 # Slack ids are short; Teams conversation ids can run past a hundred characters.
 ID_CHARS = 512
@@ -64,8 +74,6 @@ DEFAULT_AUDIT_LIMIT = 1000
 QUESTION_PREVIEW_CHARS = 80
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-
-Rating = Literal["up", "down"]
 
 
 # --- tables -------------------------------------------------------------------------------
@@ -196,7 +204,7 @@ class UnknownAuditEntry(BotStoreError):
 
     @property
     def message(self) -> str:
-        return f"There is no answer #{self.audit_id} to give feedback on."
+        return messages.no_answer_to_rate(self.audit_id)
 
 
 class InvalidRating(BotStoreError):
@@ -206,7 +214,7 @@ class InvalidRating(BotStoreError):
 
     @property
     def message(self) -> str:
-        return f"'{self.rating}' is not a rating; use 'up' or 'down'."
+        return messages.invalid_rating(self.rating)
 
 
 class InvalidSince(BotStoreError):
@@ -216,101 +224,7 @@ class InvalidSince(BotStoreError):
 
     @property
     def message(self) -> str:
-        return (
-            f"'{self.text}' is not a start time: use an ISO date or time such as 2026-01-31 "
-            "or 2026-01-31T09:00 (UTC unless it names a zone), or an age such as 7d or 12h."
-        )
-
-
-# --- results ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class Where:
-    """Who asked, and from where: the scope of access rules, defaults and audit rows."""
-
-    platform: str
-    workspace: str
-    channel: str
-    user_id: str
-    thread: str | None = None  # a conversation inside the channel: its follow-ups share context
-
-
-@dataclass(frozen=True, kw_only=True)
-class ThreadTurn:
-    """The last answer in a thread: a follow-up keeps its database and reads against it."""
-
-    database: str
-    question: str
-    sql: str
-    audit_id: int
-
-
-ExampleSource = Literal["thumbs_up", "correction", "admin"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class VerifiedExample:
-    """A (question, SQL) pair known good for a database; ``set_aside`` ones no longer pass
-    the guard on the current schema and are not shown to the model."""
-
-    id: int
-    database: str
-    question: str
-    sql: str
-    source: str
-    status: Literal["active", "set_aside"]
-    reason: str | None
-    schema_hash: str
-    created_by: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class AuditRecord:
-    """One question and what became of it; ``guard_verdict`` is "accepted" or the rejecting rule."""
-
-    platform: str
-    workspace: str
-    channel: str
-    user_id: str
-    question: str
-    trace_id: str
-    database: str | None = None
-    sql: str | None = None
-    guard_verdict: str | None = None
-    preview_rows: int | None = None
-    latency_ms: float | None = None
-    cache_hit: bool = False
-    error_kind: str | None = None
-    adapter: str | None = None
-    arm: str | None = None  # "experiment:a" or "experiment:b" during an A/B test
-    preview_error: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class AuditEntry(AuditRecord):
-    """A stored ``AuditRecord`` with its id and UTC time."""
-
-    id: int
-    created_at: dt.datetime
-
-    def to_json(self) -> dict[str, object]:
-        fields = dataclasses.asdict(self)
-        fields["created_at"] = self.created_at.isoformat()
-        return {"id": fields.pop("id"), "created_at": fields.pop("created_at"), **fields}
-
-
-@dataclass(frozen=True, kw_only=True)
-class FeedbackEntry:
-    id: int
-    audit_id: int
-    created_at: dt.datetime
-    user_id: str
-    rating: Rating
-    corrected_sql: str | None
-
-    def to_json(self) -> dict[str, object]:
-        return {**dataclasses.asdict(self), "created_at": self.created_at.isoformat()}
+        return messages.invalid_since(self.text)
 
 
 _AUDIT_FIELDS = tuple(f.name for f in dataclasses.fields(AuditRecord))

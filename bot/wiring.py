@@ -8,6 +8,7 @@ from bot.core.access import Admins
 from bot.core.assistant import Assistant, AssistantConfig
 from bot.core.experiment import Experiment
 from bot.platform import Platform, ServerContext
+from bot.state import assistant_over
 from bot.store import BotStore
 from chat2sql.cache import make_cache
 from chat2sql.ratelimit import Limit, make_rate_limiter
@@ -74,7 +75,7 @@ def assistant_config(settings: Settings) -> AssistantConfig:
 
 
 def build_assistant(settings: Settings, *, client: InferenceClient | None = None) -> Assistant:
-    return Assistant(
+    return assistant_over(
         registry=Registry.open(settings),
         store=BotStore.open(settings),
         client=client or inference_client(settings),
@@ -84,6 +85,12 @@ def build_assistant(settings: Settings, *, client: InferenceClient | None = None
         config=assistant_config(settings),
         tracer=make_tracer(settings),
     )
+
+
+def server_context(settings: Settings, assistant: Assistant) -> ServerContext:
+    """What every platform gets: the settings, the core, and the registry database's one engine
+    (for the stores a platform keeps beside the core's, e.g. Slack's installations)."""
+    return ServerContext(settings=settings, assistant=assistant, engine=assistant.store.engine)
 
 
 def platforms(ctx: ServerContext) -> list[Platform]:

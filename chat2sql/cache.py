@@ -32,6 +32,7 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
+from chat2sql import messages
 from chat2sql.errors import UserFacingError
 from chat2sql.redact import redact
 from chat2sql.redisconn import connect, password_of
@@ -56,7 +57,7 @@ class CacheUnavailable(UserFacingError):
 
     @property
     def message(self) -> str:
-        return "The response cache is unavailable right now; answers are computed without it."
+        return messages.CACHE_UNAVAILABLE
 
 
 class ResponseCache(Protocol):

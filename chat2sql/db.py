@@ -1,6 +1,6 @@
-"""The registry database's foundation: one engine per URL in a process, shared by every store
-that keeps rows there (the registry, the bot's state, the API keys, the Slack and Teams
-stores), and migrated once while it lives.
+"""The registry database's foundation: the declarative ``Base`` of every table, one engine per
+URL in a process, shared by every store that keeps rows there (the registry, the bot's state,
+the API keys, the Slack and Teams stores), and migrated once while it lives.
 
 ``open_engine`` hands out a reference and ``release`` gives it back; the last release disposes
 the engine, and a later ``open_engine`` starts (and migrates) afresh. An engine this module did
@@ -11,15 +11,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import DeclarativeBase
 
 from chat2sql.settings import Settings
 
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"  # beside chat2sql/, in every image
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
 _references: dict[int, int] = {}  # id(engine) → how many holders
 _migrated: set[int] = set()
+
+
+class Base(DeclarativeBase):
+    """Every table of the application maps onto this one metadata (Alembic compares against it)."""
 
 
 def open_engine(settings: Settings) -> Engine:
@@ -53,6 +62,15 @@ def migrate(engine: Engine, upgrade: Callable[[Engine], None]) -> None:
             return
         upgrade(engine)
         _migrated.add(id(engine))
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the database's tables to the newest migration (creating them if new)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
 
 
 def release(engine: Engine) -> None:

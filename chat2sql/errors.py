@@ -1,7 +1,8 @@
 """Typed errors with one root.
 
 Errors carry facts, never secrets. ``messages.user_message`` turns any of them into the text a
-person sees: from its facts, or, for a ``UserFacingError``, from the safe sentence it carries.
+person sees: from its facts, or, for a ``UserFacingError``, from the sentence its ``message``
+picks there.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ class Chat2SQLError(Exception):
 
 
 class UserFacingError(Chat2SQLError):
-    """An error that carries its own safe sentence in ``message`` (no secrets, no driver text);
-    ``messages.user_message`` shows it as it is."""
+    """An error whose ``message`` picks its safe sentence from ``chat2sql.messages`` (no secrets,
+    no driver text; tests/test_messages.py keeps the text there); ``messages.user_message``
+    shows it as it is."""
 
     @property
     def message(self) -> str:

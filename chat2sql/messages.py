@@ -6,6 +6,8 @@ It never includes exception text from a driver, a URL with its password, or a se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from chat2sql import errors
 
 NAME_RULES = "lowercase letters, digits, '-' and '_', starting with a letter, at most 63 characters"
@@ -108,6 +110,17 @@ def user_message(err: BaseException) -> str:
 
 GUARD_FAILED_TWICE = "Pick the data to use below, or rephrase the question."
 REPHRASE = "Try rephrasing the question."
+
+
+# --- the shared services and settings behind every question (chat2sql/, bot/core/experiment.py) ---
+
+RATE_LIMITER_UNAVAILABLE = "The rate limiter is unavailable right now; please try again shortly."
+CACHE_UNAVAILABLE = "The response cache is unavailable right now; answers are computed without it."
+
+
+def invalid_experiment(reason: str) -> str:
+    """``reason`` names the setting's field and what is wrong with it (pydantic's words)."""
+    return f"CHAT2SQL_EXPERIMENT is not valid: {reason}"
 
 
 HELP = """Ask me a question about your data and I'll write the SQL.
@@ -286,12 +299,40 @@ def default_set(name: str) -> str:
     return f"This channel now asks `{name}` by default."
 
 
+def databases_here(entries: list[tuple[str, str, int, str, bool]]) -> str:
+    """The ``databases`` command's list: (name, dialect, tables, description, default here) each."""
+    lines = [
+        f"• `{name}` ({dialect}, {tables} tables){' — default here' if default else ''}"
+        + (f": {description}" if description else "")
+        for name, dialect, tables, description, default in entries
+    ]
+    return "Databases you can ask here:\n" + "\n".join(lines)
+
+
 def no_databases_here() -> str:
     return "No database is available in this channel yet."
 
 
 def feedback_thanks(rating: str) -> str:
     return "Thanks for the feedback!" if rating == "up" else "Thanks — I stored your correction for review."
+
+
+# --- the bot's state: feedback and the audit log (bot/store.py, python -m bot audit) ---------
+
+
+def no_answer_to_rate(audit_id: int) -> str:
+    return f"There is no answer #{audit_id} to give feedback on."
+
+
+def invalid_rating(rating: str) -> str:
+    return f"'{rating}' is not a rating; use 'up' or 'down'."
+
+
+def invalid_since(text: str) -> str:
+    return (
+        f"'{text}' is not a start time: use an ISO date or time such as 2026-01-31 "
+        "or 2026-01-31T09:00 (UTC unless it names a zone), or an age such as 7d or 12h."
+    )
 
 
 # Each step of a question's flow, as a verb phrase: Slack shows "chat2sql is <phrase>" in an
@@ -318,6 +359,33 @@ CONSOLE_NO_DATABASES = (
     "`admin register NAME URL` in `python -m bot chat`."
 )
 CONSOLE_LOADING_MODEL = "Loading the model in the background (a few seconds; the very first start verifies it once)…"
+CONSOLE_BANNER = "chat2sql console — type `help`, or `quit` to leave."
+CONSOLE_HINT = (
+    "(type `run` for a preview, `explain` to explain the SQL, `chart` for a chart, "
+    "`good` or `bad [corrected SQL]` for feedback)"
+)
+CONSOLE_CHOOSE = "(type a number to choose)"
+MORE_ROWS_NOT_SHOWN = "more rows not shown"  # a text preview (console, MCP) stopped at its row limit
+CONSOLE_SAMPLES_NEXT = "Next: `python -m bot chat` to ask your own questions; see README for registering your database."
+
+
+def console_samples_ready(built: list[str]) -> str:
+    """``python -m bot demo``: the sample databases it built (none: they were there already)."""
+    return f"sample databases ready ({', '.join(built) if built else 'already registered'})"
+
+
+def console_answer_note(database: str, latency_ms: float, *, cached: bool, warnings: Sequence[str], trace: str) -> str:
+    """The line under an answer's SQL (the console prints it as an SQL comment)."""
+    notes = [f"database: {database}", f"{latency_ms:.0f} ms"]
+    if cached:
+        notes.append("cached")
+    notes += list(warnings)
+    return f"{' · '.join(notes)} · trace {trace}"
+
+
+def console_preview_note(rows: int, elapsed_ms: float, *, more_rows: bool) -> str:
+    more = f", {MORE_ROWS_NOT_SHOWN}" if more_rows else ""
+    return f"({rows} rows{more}, {elapsed_ms:.0f} ms)"
 
 
 # --- Slack ----------------------------------------------------------------------------------
@@ -332,7 +400,12 @@ SLACK_CORRECTION_PROMPT = (
     "and they help the next answers."
 )
 SLACK_CORRECTION_TOO_LONG = "That is longer than a query we can keep; please shorten it."
+SLACK_CORRECTION_TITLE = "Correct this answer"  # the 👎 modal: its title, buttons and input label
+SLACK_CORRECTION_SEND = "Send"
+SLACK_CORRECTION_CANCEL = "Cancel"
+SLACK_CORRECTION_LABEL = "Corrected SQL"
 SLACK_FILE_FAILED = "The full result could not be attached as a file."
+SLACK_PREVIEW_TEXT = "Preview"  # a preview message's notification text
 SLACK_ASSISTANT_PROMPTS_TITLE = "Try asking"
 SLACK_ASSISTANT_NONE = (
     "Hi! I turn questions into checked, read-only SQL, but no database is available to you here yet: "
@@ -353,6 +426,46 @@ def slack_assistant_greeting(databases: list[tuple[str, str | None]], *, default
         + "\n".join(lines)
         + "\nName one with `[db:NAME]` at the start of a question."
     )
+
+
+def slack_asked(user_id: str, question: str) -> str:
+    """Above an answer posted for someone else's question; ``question`` is already escaped."""
+    return f"<@{user_id}> asked: {question}"
+
+
+def slack_answer_note(database: str, latency_ms: float, *, cached: bool) -> str:
+    notes = [f"database `{database}`", f"{latency_ms / 1000:.1f} s"]
+    if cached:
+        notes.append("cached answer")
+    return " · ".join(notes)
+
+
+def slack_answer_text(database: str, sql: str) -> str:
+    """An answer message's notification text."""
+    return f"SQL for {database}: {sql}"
+
+
+def slack_preview_note(rows: int, elapsed_ms: float, *, shown: int, more_rows: bool) -> str:
+    """``shown`` < ``rows``: the message's table is cut and the CSV below holds every row."""
+    note = f"{rows} row{'s' if rows != 1 else ''} · {elapsed_ms:.0f} ms"
+    if shown < rows:
+        note += f" · showing {shown}, all {rows} in the CSV below"
+    if more_rows:
+        note += f" · {SLACK_MORE_ROWS}"
+    return note
+
+
+def slack_preview_file_title(audit_id: int) -> str:
+    return f"Preview of answer {audit_id}"
+
+
+def slack_schema_title(database: str) -> str:
+    return f"Schema of `{database}`:"
+
+
+def slack_schema_text(database: str) -> str:
+    """A schema message's notification text."""
+    return f"Schema of {database}"
 
 
 # --- Microsoft Teams --------------------------------------------------------------------------
@@ -377,6 +490,15 @@ def teams_answer_title(database: str) -> str:
     return f"SQL for **{database}**"
 
 
+TEAMS_FACT_DATABASE = "Database"  # the titles of an answer card's facts
+TEAMS_FACT_LATENCY = "Latency"
+TEAMS_FACT_TRACE = "Trace"
+
+
+def teams_latency(latency_ms: float, *, cached: bool) -> str:
+    return f"{latency_ms:.0f} ms" + (" (cached)" if cached else "")
+
+
 def teams_preview_note(rows: int, elapsed_ms: float, *, more_rows: bool, cut: bool) -> str:
     notes = [f"{rows} rows", f"{elapsed_ms:.0f} ms"]
     if more_rows:
@@ -395,6 +517,7 @@ def teams_schema_title(database: str) -> str:
 EXPLAIN = "Explain"
 CHART = "Chart"
 EXPLAIN_GONE = "That answer can no longer be explained."
+PREVIEW_GONE = "That answer can no longer be previewed."
 EXPLAIN_UNREADABLE = "I can't read this query's structure, so I won't guess what it does."
 EXPLAIN_CUT = "✂️ The rest of this explanation was cut; the query has more parts."
 CHART_UNSUITABLE = (
@@ -433,3 +556,18 @@ MCP_INSTRUCTIONS = (
     "connection, a few rows at most; explain says in plain English what SQL does."
 )
 MCP_NO_KEY = "Send an API key as 'Authorization: Bearer <key>' (python -m inference keys create)."
+
+
+def mcp_preview_note(rows: int, *, more_rows: bool) -> str:
+    more = f", {MORE_ROWS_NOT_SHOWN}" if more_rows else ""
+    return f"({rows} rows{more})"
+
+
+def mcp_schema_name(database: str) -> str:
+    """The name of a database's schema resource, as MCP clients list it."""
+    return f"{database} schema"
+
+
+def mcp_schema_description(database: str, dialect: str) -> str:
+    """A schema resource's description when the database was registered without one."""
+    return f"The {dialect} database {database}"

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
+from chat2sql import messages
 from chat2sql.errors import UserFacingError
 from chat2sql.redact import redact
 from chat2sql.redisconn import connect, password_of
@@ -77,7 +78,7 @@ class RateLimiterUnavailable(UserFacingError):
 
     @property
     def message(self) -> str:
-        return "The rate limiter is unavailable right now; please try again shortly."
+        return messages.RATE_LIMITER_UNAVAILABLE
 
 
 class RateLimiter(Protocol):

@@ -256,7 +256,7 @@ class Settings(BaseSettings):
 
     @property
     def samples_dir(self) -> Path:
-        """Where ``make demo`` builds the sample databases (``bot.samples``): registrable."""
+        """Where ``make demo`` builds the sample databases (``samples``): registrable."""
         return self.data_dir / SAMPLES_DIR
 
     @property

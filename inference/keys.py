@@ -33,12 +33,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from chat2sql import db
+from chat2sql.db import Base, upgrade
 from chat2sql.errors import UserFacingError
 from chat2sql.messages import NAME_RULES, registry_unusable
 from chat2sql.ratelimit import TIERS, RateLimiter, RateLimiterUnavailable
 from chat2sql.redact import error_line
 from chat2sql.settings import Settings
-from schemas.registry import NAME_PATTERN, Base, upgrade
+from schemas.registry import NAME_PATTERN
 
 KEY_PREFIX = "c2s_"
 KEY_RANDOM_BYTES = 32

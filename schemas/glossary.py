@@ -37,10 +37,10 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from chat2sql import messages
+from chat2sql.db import Base
 from chat2sql.errors import UserFacingError
 from chat2sql.tokens import reject_control_tokens
 from schemas.model import Column, DatabaseSchema, Table
-from schemas.registry import Base
 from schemas.render import approx_tokens
 
 KINDS = ("term", "metric", "column", "hidden")

@@ -18,14 +18,11 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import DateTime, Engine, String, Text, select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from chat2sql import db
 from chat2sql.errors import (
@@ -40,38 +37,15 @@ from chat2sql.redact import error_line, mask_url
 from chat2sql.settings import Settings
 from schemas.connect import RegistrationPolicy, dialect_of, parse_url
 from schemas.crypto import UrlCipher, load_key
+from schemas.glossary import Glossary
 from schemas.introspect import AccountReport, inspect_account_url, introspect_url
 from schemas.model import DatabaseSchema
-
-if TYPE_CHECKING:
-    from schemas.glossary import Glossary
+from schemas.tables import DatabaseRow
+from schemas.values import ValueStore
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 FUNCTION_PATTERN = re.compile(r"[a-z_][a-z0-9_$]{0,62}(?:\.[a-z_][a-z0-9_$]{0,62})?")
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _T = TypeVar("_T")
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class DatabaseRow(Base):
-    __tablename__ = "registered_databases"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(63), unique=True)
-    url_encrypted: Mapped[str] = mapped_column(Text)
-    url_masked: Mapped[str] = mapped_column(Text)
-    dialect: Mapped[str] = mapped_column(String(16))
-    description: Mapped[str] = mapped_column(Text, default="")
-    registered_by: Mapped[str] = mapped_column(String(255))
-    registered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    schema_json: Mapped[str] = mapped_column(Text)
-    schema_hash: Mapped[str] = mapped_column(String(64))
-    refreshed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    account_json: Mapped[str | None] = mapped_column(Text, nullable=True)
-    allowed_functions: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,13 +140,11 @@ class Registry:
         self._introspect = introspector
         self._accounts = accounts
         self._policy = policy
-        from schemas.values import ValueStore  # imported here: it builds on this module's Base
-
         self.values = ValueStore(engine=engine, source=self)  # kept apart: get/list never load it
 
     @classmethod
     def open(cls, settings: Settings, *, introspector: Introspector | None = None) -> Registry:
-        engine = db.open_migrated(settings, upgrade)
+        engine = db.open_migrated(settings, db.upgrade)
         return cls(
             engine=engine,
             cipher=UrlCipher(key=load_key(settings)),
@@ -294,8 +266,6 @@ class Registry:
     @property
     def glossary(self) -> Glossary:
         """The business glossary of the registered databases, kept in the registry's store."""
-        from schemas.glossary import Glossary  # imported here: schemas.glossary builds on this module's Base
-
         return Glossary(engine=self._engine, schema_of=lambda name: self.get(name).schema)
 
     def _row(self, session: Session, name: str) -> DatabaseRow:
@@ -316,15 +286,6 @@ def validate_function(function: str) -> str:
     if not FUNCTION_PATTERN.fullmatch(folded):
         raise InvalidFunctionName(function)
     return folded
-
-
-def upgrade(engine: Engine) -> None:
-    """Bring the registry's tables to the newest migration (creating them if new)."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
 
 
 def _entry(row: DatabaseRow) -> RegisteredDatabase:

@@ -26,16 +26,20 @@ import time
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, DateTime, Engine, String, Text, column, delete, select, table
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from chat2sql.db import Base
 from schemas.connect import readonly_engine
 from schemas.model import Column, DatabaseSchema, Table
-from schemas.registry import Base, DatabaseRow, RegisteredDatabase
 from schemas.render import sql_literal
+from schemas.tables import DatabaseRow
+
+if TYPE_CHECKING:
+    from schemas.registry import RegisteredDatabase
 
 log = logging.getLogger(__name__)
 

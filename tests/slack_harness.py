@@ -148,7 +148,7 @@ async def running_slack(
     if socket:
         updates["slack_app_token"] = SecretStr("xapp-test")
     slack_settings = settings.model_copy(update=updates)
-    ctx = ServerContext(settings=slack_settings, assistant=assistant)
+    ctx = ServerContext(settings=slack_settings, assistant=assistant, engine=assistant.store.engine)
     platform = SlackPlatform.from_settings(ctx)
     app = build_app(slack_settings, context=ctx, platforms=[platform])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False))
@@ -169,6 +169,6 @@ async def running_slack(
 
 
 def _admin_where() -> Any:
-    from bot.store import Where
+    from bot.core.types import Where
 
     return Where(platform="slack", workspace="T1", channel="C-general", user_id=ADMIN_USER)

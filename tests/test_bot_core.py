@@ -16,6 +16,7 @@ import pytest_asyncio
 
 from bot.core.access import Admins
 from bot.core.assistant import Assistant, AssistantConfig
+from bot.state import assistant_over
 from bot.store import BotStore, Where
 from chat2sql import messages
 from chat2sql.cache import InMemoryCache, RedisCache, ResponseCache
@@ -86,7 +87,7 @@ def _assistant(
     cache: ResponseCache | None = None,
     **config: object,
 ) -> Assistant:
-    return Assistant(
+    return assistant_over(
         registry=Registry.open(settings),
         store=BotStore.open(settings),
         client=client,
@@ -417,10 +418,10 @@ async def test_cache_and_limits_in_redis(settings: Settings, sqlite_url: str, re
 async def test_feedback_is_stored(bot: Assistant) -> None:
     reply = await bot.handle("names", ALICE)
     assert reply.answer is not None
-    assert "Thanks" in bot.feedback(reply.answer.audit_id, ALICE, "down", "SELECT name FROM employees").text
+    assert "Thanks" in (await bot.feedback(reply.answer.audit_id, ALICE, "down", "SELECT name FROM employees")).text
     [fb] = bot.store.feedback_for(reply.answer.audit_id)
     assert fb.rating == "down" and fb.corrected_sql == "SELECT name FROM employees"
-    assert bot.feedback(999_999, ALICE, "up").kind == "error"
+    assert (await bot.feedback(999_999, ALICE, "up")).kind == "error"
 
 
 @pytest.mark.asyncio
@@ -441,7 +442,7 @@ async def test_tiny_model_end_to_end(settings: Settings, sqlite_url: str, tiny_m
         load_engine=lambda: Engine.load(EngineConfig(model_path=tiny_model, dtype="float32")),
         options=WorkerOptions(max_new_tokens=8),
     )
-    bot = Assistant(
+    bot = assistant_over(
         registry=Registry.open(settings),
         store=BotStore.open(settings),
         client=LocalInferenceClient(worker=worker),
@@ -532,9 +533,9 @@ async def test_a_preferred_database_comes_after_named_and_follow_up(settings: Se
     gone = await bot.handle("who works here?", ALICE, preferred="nope")
     assert gone.answer is not None and gone.answer.database == "hr"
     # The surface moved to hr: a thread on hr2 starts over; one already on hr goes on.
-    bot.start_over(thread, "hr2")
+    await bot.start_over(thread, "hr2")
     assert bot.store.last_turn(thread) is not None
-    bot.start_over(thread, "hr")
+    await bot.start_over(thread, "hr")
     assert bot.store.last_turn(thread) is None
     await bot.close()
 
@@ -547,7 +548,7 @@ async def test_suggested_prompts_are_the_users_own_or_an_admins(settings: Settin
         await bot.handle(f"admin register {name} {sqlite_url}", ADMIN)
     schema_hash = bot.registry.get("hr").schema_hash
     # No history yet: a simple question about each usable database.
-    fresh = bot.suggested_prompts(ALICE)
+    fresh = await bot.suggested_prompts(ALICE)
     plainest = messages.suggested_count("employees")  # of "Order Details", employees, …: a plain word
     assert [o.text for o in fresh] == [f"[db:{name}] {plainest}" for name in ("hr", "hr2")]
     # Alice asks hr2 twice; an admin's 👍 keeps a question of Bob's and one of Alice's as examples.
@@ -555,17 +556,17 @@ async def test_suggested_prompts_are_the_users_own_or_an_admins(settings: Settin
         await bot.handle("[db:hr2] who works here?", ALICE)
     bob = await bot.handle("[db:hr] Bob's salary question", BOB)
     assert bob.answer is not None
-    bot.feedback(bob.answer.audit_id, ADMIN, "up", None)
+    await bot.feedback(bob.answer.audit_id, ADMIN, "up", None)
     alice = await bot.handle("[db:hr] who joined last?", ALICE)
     assert alice.answer is not None
-    bot.feedback(alice.answer.audit_id, ADMIN, "up", None)
+    await bot.feedback(alice.answer.audit_id, ADMIN, "up", None)
     bot.store.add_example(database="hr2", question="How many departments are there?", sql="SELECT 1",
                           source="admin", created_by="U-admin", schema_hash=schema_hash)  # fmt: skip
-    offered = bot.suggested_prompts(ALICE, limit=4)
+    offered = await bot.suggested_prompts(ALICE, limit=4)
     texts = [o.text for o in offered]
     assert texts[0] == "[db:hr2] How many departments are there?"  # her most-used database first
     assert "[db:hr] who joined last?" in texts and not any("Bob" in t for t in texts)
     assert len(offered) <= 4 and all(len(o.label) <= 75 for o in offered)
-    bob_offered = [o.text for o in bot.suggested_prompts(BOB)]
+    bob_offered = [o.text for o in await bot.suggested_prompts(BOB)]
     assert "[db:hr] Bob's salary question" in bob_offered and "[db:hr] who joined last?" not in bob_offered
     await bot.close()

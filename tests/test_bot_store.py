@@ -28,10 +28,10 @@ from bot.store import (
     audit_main,
     parse_since,
 )
+from chat2sql.db import MIGRATIONS_DIR
 from chat2sql.errors import InvalidName
 from chat2sql.messages import user_message
 from chat2sql.settings import Settings
-from schemas.registry import MIGRATIONS_DIR
 
 START = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
 SLACK_A = Where(platform="slack", workspace="T-ACME", channel="C-SALES", user_id="U-ALICE")

@@ -11,6 +11,7 @@ import pytest_asyncio
 from bot.core.access import Admins
 from bot.core.assistant import Assistant, AssistantConfig
 from bot.core.candidates import Candidate, choose, distinct, repair_error, result_key
+from bot.state import assistant_over
 from bot.store import BotStore, Where
 from chat2sql.cache import InMemoryCache
 from chat2sql.ratelimit import InMemoryRateLimiter, Limit
@@ -58,7 +59,7 @@ async def registered_assistant(
     settings: Settings, sqlite_url: str, client: SampledClient, **config: object
 ) -> Assistant:
     """An assistant on the scripted client with the sample database registered as ``hr``."""
-    assistant = Assistant(
+    assistant = assistant_over(
         registry=Registry.open(settings),
         store=BotStore.open(settings),
         client=client,

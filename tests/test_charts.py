@@ -12,7 +12,7 @@ import pytest
 
 from bot.core import charts
 from bot.core.assistant import Assistant, PreviewReply
-from bot.core.charts import ChartSpec, chart, chart_spec, chartable, render_png
+from bot.core.charts import ChartSpec, chart_spec, chartable, render_png
 from chat2sql import messages
 from chat2sql.settings import Settings
 from tests.test_bot_core import ALICE, ScriptedClient, _assistant
@@ -149,19 +149,19 @@ async def test_chart_of_an_answer(settings: Settings, sqlite_url: str) -> None:
     bot.registry.add("hr", sqlite_url, registered_by="t")
     reply = await bot.ask("payroll per department?", ALICE)
     assert reply.answer is not None
-    drawn = await chart(bot, reply.answer.audit_id, ALICE)
+    drawn = await bot.chart(reply.answer.audit_id, ALICE)
     assert drawn.ok and drawn.spec is not None and drawn.spec.kind == "bar" and drawn.text == "payroll by name"
     assert [p[0] for p in drawn.spec.points] == ["Engineering", "Sales", "Support"]
     assert _png_size(drawn.png) == (charts.WIDTH_PX, charts.HEIGHT_PX)
 
     names = await bot.ask("who works here?", ALICE)
     assert names.answer is not None
-    flat = await chart(bot, names.answer.audit_id, ALICE)
+    flat = await bot.chart(names.answer.audit_id, ALICE)
     assert not flat.ok and flat.text == messages.CHART_UNSUITABLE and flat.png == b""
-    gone = await chart(bot, 999_999, ALICE)
+    gone = await bot.chart(999_999, ALICE)
     assert not gone.ok and "no longer" in gone.text
     bot.store.revoke("hr", ALICE)
-    refused = await chart(bot, reply.answer.audit_id, ALICE)
+    refused = await bot.chart(reply.answer.audit_id, ALICE)
     assert not refused.ok and "not available in this channel" in refused.text
-    assert len(bot._client.requests) == 2  # type: ignore[attr-defined]  # charts never ask the model
+    assert len(bot._s.client.requests) == 2  # type: ignore[attr-defined]  # charts never ask the model
     await bot.close()

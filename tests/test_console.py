@@ -14,6 +14,7 @@ import pytest
 from bot.console import ask, chat
 from bot.core.access import Admins
 from bot.core.assistant import Assistant, AssistantConfig
+from bot.state import assistant_over
 from bot.store import BotStore
 from chat2sql.cache import InMemoryCache
 from chat2sql.ratelimit import InMemoryRateLimiter, Limit
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _assistant(settings: Settings, answers: list[str | Exception]) -> Assistant:
-    return Assistant(
+    return assistant_over(
         registry=Registry.open(settings),
         store=BotStore.open(settings),
         client=ScriptedClient(answers),

@@ -294,8 +294,12 @@ async def test_the_assistant_waits_through_a_cold_start(service: GpuService) -> 
     async def notify(text: str) -> None:
         notices.append(text)
 
+    from bot.core.question import Asked
+    from bot.core.types import Where
+
     assistant = build_assistant(settings(), client=client)
-    response = await assistant._generate(_request(), notify)
+    asked = Asked(text="q", where=Where(platform="console", workspace="w", channel="c", user_id="u"), notify=notify)
+    response = await assistant._flow.generate(_request(), asked)
     assert response.sql is not None and notices == [WorkerColdStarting().message] and spawn.calls == 1
     await assistant.close()
     await service.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from inference.eval import (
+from evals.harness import (
     EvalConfig,
     EvalError,
     Example,
@@ -28,8 +28,8 @@ from inference.eval import (
     report,
     write_reports,
 )
-from inference.eval_metrics import exact_match, execution_match, hardness, mcnemar, normalize_sql, percentile
-from inference.eval_samples import SHIPPED, build, write_tables
+from evals.metrics import exact_match, execution_match, hardness, mcnemar, normalize_sql, percentile
+from evals.samples import SHIPPED, build, write_tables
 from inference.protocol import GenerateRequest, GenerateResponse
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ class ScriptedClient:
 @pytest.fixture
 def shop(tmp_path: Path) -> Path:
     """A five-question Spider-format set on one small database."""
-    from inference.eval_samples import spider_tables
+    from evals.samples import spider_tables
 
     folder = tmp_path / "shop_set"
     db = database_path(folder, "shop")
@@ -359,7 +359,7 @@ def test_cli_never_touches_the_configured_state(
 
 
 def test_evaluate_ignores_the_environment(shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from inference.eval import isolated_settings
+    from evals.harness import isolated_settings
 
     monkeypatch.setenv("CHAT2SQL_REGISTRY_URL", f"sqlite:///{tmp_path / 'real.db'}")
     monkeypatch.setenv("CHAT2SQL_REDIS_URL", "redis://127.0.0.1:9/0")
@@ -600,7 +600,7 @@ def test_new_configuration_keys(tmp_path: Path) -> None:
 def test_configuration_reaches_the_assistant_and_the_report(
     shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import inference.eval
+    import evals.harness
     from bot.core.assistant import Assistant, AssistantConfig
 
     seen: list[AssistantConfig] = []
@@ -610,7 +610,7 @@ def test_configuration_reaches_the_assistant_and_the_report(
             super().__init__(**kwargs)  # type: ignore[arg-type]
             seen.append(self.config)
 
-    monkeypatch.setattr(inference.eval, "Assistant", Watched)
+    monkeypatch.setattr(evals.harness, "Assistant", Watched)
     sampled = EvalConfig(name="sampled", candidates=3, temperature=0.4, values=False, glossary=False)
     (a, b), _ = _run(shop, EvalConfig(), sampled)
     assert [(c.candidates, c.temperature, c.value_links, c.glossary) for c in seen] == [
@@ -670,7 +670,7 @@ class _FakeGlossary:
 
 
 def test_glossary_entries_are_defined_by_the_harness() -> None:
-    from inference.eval import GlossaryItem, define_glossary
+    from evals.harness import GlossaryItem, define_glossary
 
     class Fake:
         glossary = _FakeGlossary()
@@ -711,7 +711,7 @@ def test_glossary_entry_the_registry_refuses(shop: Path) -> None:
 
 
 def test_compare_two_saved_reports(shop: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from inference import eval_compare
+    from evals import compare as eval_compare
 
     on, off = EvalConfig(name="retry-on"), EvalConfig(name="retry-off", retry=False)
     (a,), _ = _run(shop, on)
@@ -750,7 +750,7 @@ def _fixture_report(path: Path, name: str, marks: list[tuple[str, bool]], **chan
 
 
 def test_compare_fixture_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from inference import eval_compare
+    from evals import compare as eval_compare
 
     # B right where A was wrong on 7 medium questions, A right alone on none: exact p = 2 * 0.5**7.
     a = _fixture_report(tmp_path / "a.json", "base", [("easy", True)] * 3 + [("medium", False)] * 7)
@@ -779,7 +779,7 @@ def test_compare_fixture_reports(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_compare_refuses_reports_it_cannot_pair(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], make_b: object, argv: list[str], expected: str
 ) -> None:
-    from inference import eval_compare
+    from evals import compare as eval_compare
 
     a = _fixture_report(tmp_path / "a.json", "a", [("easy", True)] * 3)
     b = tmp_path / "b.json"
@@ -790,7 +790,7 @@ def test_compare_refuses_reports_it_cannot_pair(
 
 
 def test_compare_refuses_different_questions_at_an_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from inference import eval_compare
+    from evals import compare as eval_compare
 
     a = _fixture_report(tmp_path / "a.json", "a", [("easy", True)] * 2)
     b = tmp_path / "b.json"
@@ -835,7 +835,7 @@ def test_replay_reproduces_a_live_run_without_the_model(
 
 
 def test_replay_counts_the_calls_it_has_no_recording_for(shop: Path) -> None:
-    from inference.replay import Recording, ReplayClient
+    from evals.replay import Recording, ReplayClient
 
     (results,), _ = _run(shop, EvalConfig(name="live"))
     # Only the first call of each question was recorded: a retry gets that answer again.
@@ -873,8 +873,8 @@ def test_replay_of_a_report_on_other_questions(shop: Path, tmp_path: Path, capsy
 
 
 def test_replay_serves_repeated_questions_in_order_and_empty_recordings() -> None:
+    from evals.replay import Recording, ReplayClient
     from inference.protocol import DatabaseInfo
-    from inference.replay import Recording, ReplayClient
 
     client = ReplayClient(
         [Recording("db", "same?", [["SELECT 1"]]), Recording("db", "same?", [["SELECT 2"]]), Recording("db", "x", [])]

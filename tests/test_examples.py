@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.examples import select, similarity
-from bot.store import VerifiedExample, Where
+from bot.core.types import VerifiedExample, Where
 from chat2sql.settings import Settings
 from inference.prompts import build_prompt
 from tests.conftest import make_sqlite, sample_script
@@ -32,10 +32,10 @@ async def test_thumbs_up_makes_an_example_that_similar_questions_see(settings: S
     bot, client = await _bot(settings, sqlite_url)
     first = await bot.handle("list the names of all employees", ALICE)
     assert first.answer is not None and client.requests[0].examples == []
-    thanks = bot.feedback(first.answer.audit_id, ALICE, "up")
+    thanks = await bot.feedback(first.answer.audit_id, ALICE, "up")
     assert thanks.kind == "text"
     assert bot.store.examples("hr") == [] and "example" not in thanks.text  # a user's 👍 is feedback only
-    kept = bot.feedback(first.answer.audit_id, ADMIN, "up")  # an admin's 👍 makes the example
+    kept = await bot.feedback(first.answer.audit_id, ADMIN, "up")  # an admin's 👍 makes the example
     assert kept.kind == "text" and "Kept as a verified example for `hr`" in kept.text
     (example,) = bot.store.examples("hr")
     assert example.source == "thumbs_up" and example.sql == first.answer.sql and example.status == "active"
@@ -55,11 +55,11 @@ async def test_corrections_become_examples_only_from_admins_and_only_if_valid(
     bot, _ = await _bot(settings, sqlite_url)
     answer = (await bot.handle("who works in engineering?", ALICE)).answer
     assert answer is not None
-    by_user = bot.feedback(answer.audit_id, ALICE, "down", "SELECT name FROM employees WHERE department_id = 1")
+    by_user = await bot.feedback(answer.audit_id, ALICE, "down", "SELECT name FROM employees WHERE department_id = 1")
     assert "admin can make" in by_user.text and bot.store.examples("hr") == []
-    bad = bot.feedback(answer.audit_id, ADMIN, "down", "DELETE FROM employees")
+    bad = await bot.feedback(answer.audit_id, ADMIN, "down", "DELETE FROM employees")
     assert "not kept" in bad.text and bot.store.examples("hr") == []
-    good = bot.feedback(answer.audit_id, ADMIN, "down", "SELECT name FROM employees WHERE department_id = 1;")
+    good = await bot.feedback(answer.audit_id, ADMIN, "down", "SELECT name FROM employees WHERE department_id = 1;")
     assert "Kept as a verified example" in good.text
     (example,) = bot.store.examples("hr")
     assert example.source == "correction" and example.sql == "SELECT name FROM employees WHERE department_id = 1"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core.assistant import Assistant
-from bot.core.explain import explain, explain_sql
+from bot.core.explain import explain_sql
 from chat2sql import messages
 from tests.test_bot_core import ADMIN, ALICE, OTHER_WS, bot  # noqa: F401  (the ``bot`` fixture)
 
@@ -143,15 +143,15 @@ def test_very_long_queries_are_cut_with_a_note() -> None:
 async def test_explain_checks_access_like_a_preview(bot: Assistant) -> None:  # noqa: F811
     answer = await bot.ask("who works here?", ALICE)
     assert answer.answer is not None
-    reply = await explain(bot, answer.answer.audit_id, ALICE)
+    reply = await bot.explain(answer.answer.audit_id, ALICE)
     assert reply.kind == "text" and reply.text.splitlines()[0] == messages.explain_title("hr")
     assert "Reads from employees." in reply.text and "Sorts by id (lowest first)." in reply.text
-    assert len(bot._client.requests) == 1  # type: ignore[attr-defined]  # never asks the model
+    assert len(bot._s.client.requests) == 1  # type: ignore[attr-defined]  # never asks the model
 
-    elsewhere = await explain(bot, answer.answer.audit_id, OTHER_WS)
+    elsewhere = await bot.explain(answer.answer.audit_id, OTHER_WS)
     assert elsewhere.kind == "error" and elsewhere.error_kind == "NotAllowedHere" and "hr" in elsewhere.text
-    gone = await explain(bot, 999_999, ALICE)
+    gone = await bot.explain(999_999, ALICE)
     assert gone.kind == "error" and gone.text == messages.EXPLAIN_GONE
     await bot.handle("admin remove hr", ADMIN)
-    removed = await explain(bot, answer.answer.audit_id, ALICE)
+    removed = await bot.explain(answer.answer.audit_id, ALICE)
     assert removed.kind == "error" and removed.error_kind == "UnknownDatabase"

@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from bot.core.assistant import Assistant
-from bot.core.explain import explain
 from chat2sql import messages
+from chat2sql.db import upgrade
 from chat2sql.errors import UnknownDatabase
 from chat2sql.messages import user_message
 from chat2sql.settings import Settings
-from inference.eval_samples import SETS, build
+from evals.samples import SETS, build
 from schemas import cli as schemas_cli
 from schemas import glossary as terms
 from schemas.glossary import (
@@ -33,7 +33,7 @@ from schemas.glossary import (
     NotInGlossary,
     UnknownGlossaryColumn,
 )
-from schemas.registry import Registry, upgrade
+from schemas.registry import Registry
 from schemas.render import approx_tokens, render_schema
 from tests.test_bot_core import ADMIN, ALICE, BOB, ScriptedClient, _assistant, bot  # noqa: F401  (``bot``)
 from tests.test_cli import Cli
@@ -342,7 +342,7 @@ async def test_the_explanation_lists_the_glossary_entries_used(settings: Setting
         await assistant.handle("admin define hr senior staff => people hired before 2020", ADMIN)
         answer = await assistant.ask("what is the payroll of the senior staff?", ALICE)
         assert answer.answer is not None, answer.text
-        reply = await explain(assistant, answer.answer.audit_id, ALICE)
+        reply = await assistant.explain(answer.answer.audit_id, ALICE)
         lines = reply.text.splitlines()
         assert "Glossary: payroll = SUM(employees.salary) (v2)" in lines
         assert "Glossary: senior staff: people hired before 2020 (v1)" in lines

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.assistant import Assistant
-from bot.store import Where
+from bot.core.types import Where
 from chat2sql import errors, messages
 from chat2sql.settings import Settings
 from schemas.model import Column, DatabaseSchema, Table
@@ -45,14 +45,14 @@ async def test_a_users_thumbs_up_is_feedback_only_and_an_admins_makes_an_example
     answer = (await bot.handle("list the names of all employees", ALICE)).answer
     assert answer is not None
 
-    by_user = bot.feedback(answer.audit_id, ALICE, "up")
+    by_user = await bot.feedback(answer.audit_id, ALICE, "up")
     assert by_user.kind == "text" and by_user.text == messages.feedback_thanks("up")  # claims no example
     assert bot.store.examples("hr") == []
     assert [(f.rating, f.user_id) for f in bot.store.feedback_for(answer.audit_id)] == [("up", "U-alice")]
     await bot.handle("names of the employees in engineering", ALICE)
     assert client.requests[-1].examples == []  # nobody else's prompt learned from it
 
-    by_admin = bot.feedback(answer.audit_id, ADMIN, "up")
+    by_admin = await bot.feedback(answer.audit_id, ADMIN, "up")
     assert by_admin.text == messages.feedback_thanks("up") + messages.example_kept("hr")
     (example,) = bot.store.examples("hr")
     assert example.source == "thumbs_up" and example.created_by == "slack:U-admin"
@@ -83,7 +83,7 @@ async def test_unknown_database_lists_only_the_databases_usable_here(settings: S
         assert "No database named 'nope'" in reply.text and "Available here: hr." in reply.text
         assert "payroll" not in reply.text
     with pytest.raises(errors.UnknownDatabase) as info:
-        bot.schema_text("nope", ALICE)  # the Slack and Teams "Show schema" buttons
+        await bot.schema_text("nope", ALICE)  # the Slack and Teams "Show schema" buttons
     assert info.value.known == ("hr",)
 
     elsewhere = await bot.handle("[db:nope] anything", OTHER_WS)  # another workspace: nothing usable

@@ -16,6 +16,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
+from chat2sql.db import MIGRATIONS_DIR, Base, upgrade
 from chat2sql.settings import Settings
 from inference.keys import (
     DuplicateKeyName,
@@ -27,7 +28,6 @@ from inference.keys import (
     UnknownKeyName,
     keys_main,
 )
-from schemas.registry import MIGRATIONS_DIR, Base, upgrade
 
 
 @pytest.fixture

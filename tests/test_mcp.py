@@ -22,6 +22,7 @@ from bot.core.access import Admins
 from bot.core.assistant import Assistant, AssistantConfig
 from bot.mcp_server import Chat2SQLServer, local_caller
 from bot.server import build_app
+from bot.state import assistant_over
 from bot.store import BotStore
 from chat2sql.cache import InMemoryCache
 from chat2sql.ratelimit import InMemoryRateLimiter, Limit
@@ -47,7 +48,7 @@ async def _assistant(settings: Settings, sqlite_url: str, **config: Any) -> Assi
     registry = Registry.open(settings)
     registry.add("hr", sqlite_url, description="People and pay", registered_by="cli")
     registry.add("hr_copy", sqlite_url, description="A second copy", registered_by="cli")
-    return Assistant(
+    return assistant_over(
         registry=registry,
         store=BotStore.open(settings),
         client=SampledClient(lambda _: [SQL]),
@@ -83,7 +84,7 @@ async def test_every_tool_in_process_gives_what_the_console_gives(assistant: Ass
 
         schema = await client.call_tool("describe_schema", {"database": "hr"})
         assert not schema.is_error and "employees" in _text(schema) and "departments" in _text(schema)
-        assert _text(schema) == assistant.schema_text("hr", console_where())
+        assert _text(schema) == await assistant.schema_text("hr", console_where())
         budgeted = await client.call_tool("describe_schema", {"database": "hr", "question": "who earns most?"})
         assert "employees" in _text(budgeted)
 

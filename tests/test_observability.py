@@ -21,9 +21,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import SecretStr
 
 from bot.core.experiment import Experiment, InvalidExperiment
+from bot.core.types import Where
 from bot.report import summarize
 from bot.server import build_app
-from bot.store import Where
 from chat2sql.log import JsonFormatter
 from chat2sql.ratelimit import Limit
 from chat2sql.settings import Settings
@@ -96,7 +96,7 @@ async def test_feedback_becomes_a_score_on_the_trace(settings: Settings, sqlite_
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     reply = await bot.handle("who works here?", ALICE)
     assert reply.answer is not None
-    bot.feedback(reply.answer.audit_id, ALICE, "down", "SELECT 1")
+    await bot.feedback(reply.answer.audit_id, ALICE, "down", "SELECT 1")
     assert scores == [{"trace_id": reply.answer.trace_id, "name": "user_feedback", "value": 0.0, "comment": "SELECT 1"}]
     await bot.close()
 
@@ -143,7 +143,7 @@ async def test_a_langfuse_host_that_does_not_answer_never_slows_a_question(
         reply = await bot.handle(f"who works here, take {i}?", ALICE)
         slowest = max(slowest, time.perf_counter() - started)
         assert reply.kind == "answer"
-        bot.feedback(reply.answer.audit_id, ALICE, "up")  # type: ignore[union-attr]
+        await bot.feedback(reply.answer.audit_id, ALICE, "up")  # type: ignore[union-attr]
     # The exporter's timeout is 5 s; no question waited on it.
     assert slowest < 2.0, f"slowest question took {slowest:.2f}s"
     await bot.close()
@@ -255,7 +255,7 @@ async def test_arms_reach_the_model_the_audit_and_the_report(
         reply = await bot.handle("who works here?", user)
         assert reply.answer is not None
         if user.user_id == "U0":
-            bot.feedback(reply.answer.audit_id, user, "up")
+            await bot.feedback(reply.answer.audit_id, user, "up")
             await bot.preview(reply.answer.audit_id, user)
     formats = {r.prompt_format for r in client.requests}
     assert formats == {"schema", "seed"}

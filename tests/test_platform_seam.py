@@ -11,9 +11,10 @@ import pytest
 from fastapi import FastAPI, Request, Response
 
 from bot.core.access import Admins
-from bot.core.assistant import Assistant, Reply
+from bot.core.assistant import Reply
 from bot.platform import Answers, ServerContext, answer_once
 from bot.server import build_app
+from bot.state import assistant_over
 from bot.store import BotStore, Where
 from chat2sql.cache import InMemoryCache
 from chat2sql.ratelimit import InMemoryRateLimiter
@@ -61,7 +62,7 @@ class EchoChat:
 
 
 async def _context(settings: Settings, sqlite_url: str) -> ServerContext:
-    assistant = Assistant(
+    assistant = assistant_over(
         registry=Registry.open(settings),
         store=BotStore.open(settings),
         client=ScriptedClient([SQL]),
@@ -72,7 +73,7 @@ async def _context(settings: Settings, sqlite_url: str) -> ServerContext:
     )
     admin = Where(platform="echo", workspace="w1", channel="room-1", user_id="admin")
     assert "Registered" in (await assistant.handle(f"admin register hr {sqlite_url}", admin)).text
-    return ServerContext(settings=settings, assistant=assistant)
+    return ServerContext(settings=settings, assistant=assistant, engine=assistant.store.engine)
 
 
 async def test_a_third_platform_answers_once_through_the_seam(settings: Settings, sqlite_url: str) -> None:

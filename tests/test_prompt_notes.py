@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from bot.core.assistant import Assistant
-from bot.store import Where
+from bot.core.types import Where
 from chat2sql.settings import Settings
 from inference.prompts import prompt_for
 from inference.protocol import GenerateRequest
@@ -81,7 +81,7 @@ async def test_a_hidden_column_is_unknown_to_the_models_sql(bot: tuple[Assistant
     client.script = lambda _: ["SELECT email FROM employees"]
     reply = await assistant.ask("What are the email addresses?", ADMIN)
     assert reply.kind == "error" and reply.error_kind == "GuardRejected" and "email" in reply.text
-    assert "email" not in assistant.schema_text("hr", ADMIN)
+    assert "email" not in await assistant.schema_text("hr", ADMIN)
 
 
 @pytest.mark.asyncio

@@ -10,6 +10,7 @@ from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, inspect, text
 
+from chat2sql.db import MIGRATIONS_DIR, Base, upgrade
 from chat2sql.errors import (
     ConnectionFailed,
     DuplicateDatabase,
@@ -22,7 +23,7 @@ from chat2sql.errors import (
 )
 from chat2sql.messages import user_message
 from chat2sql.settings import Settings
-from schemas.registry import MIGRATIONS_DIR, Base, Registry, upgrade
+from schemas.registry import Registry
 from tests.conftest import with_password
 
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from bot.samples import SAMPLES, build_sample
+from samples import SAMPLES, build_sample
 from schemas.introspect import introspect_url
 from schemas.model import Column, DatabaseSchema, ForeignKey, Table
 from schemas.render import approx_tokens, quote_ident, rank_tables, render_schema, render_table, table_scores

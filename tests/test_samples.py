@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from bot import samples
-from bot.samples import SAMPLE_DESCRIPTIONS, SAMPLE_SEEDS, SAMPLES, build_sample, ensure_samples
+import samples
 from chat2sql.settings import Settings
+from samples import SAMPLE_DESCRIPTIONS, SAMPLE_SEEDS, SAMPLES, build_sample, ensure_samples
 from schemas.preview import ReadOnlyRunner, run_checked
 from schemas.registry import Registry
 
@@ -130,7 +130,7 @@ def test_same_today_gives_the_same_content(name: str, tmp_path: Path, built: dic
 def test_another_process_builds_the_same_content(tmp_path: Path, built: dict[str, Path]) -> None:
     # A different hash seed would reorder any iteration over a set of strings.
     script = (
-        "import datetime, pathlib, sys; from bot.samples import SAMPLES, build_sample\n"
+        "import datetime, pathlib, sys; from samples import SAMPLES, build_sample\n"
         "for name in SAMPLES:\n"
         "    build_sample(name, pathlib.Path(sys.argv[1]) / name, today=datetime.date.fromisoformat(sys.argv[2]))"
     )

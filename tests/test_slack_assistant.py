@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.store import AuditRecord, Where
+from bot.core.types import AuditRecord, Where
 from chat2sql import messages
 from chat2sql.settings import Settings
 from tests.fake_slack import Call

@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 
 from bot.slack import blocks
-from bot.slack.app import from_slack
 from bot.slack.oauth import BOT_SCOPES
+from bot.slack.requests import from_slack
 
 # --- Block Kit limits and text --------------------------------------------------------------
 

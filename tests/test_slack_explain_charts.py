@@ -217,6 +217,6 @@ def _admin() -> Any:
 
 
 def _thread(ts: str) -> Any:
-    from bot.store import Where
+    from bot.core.types import Where
 
     return Where(platform="slack", workspace="T1", channel="C-general", user_id="U-alice", thread=ts)

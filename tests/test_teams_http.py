@@ -24,6 +24,7 @@ from bot.core.access import Admins
 from bot.core.assistant import Assistant
 from bot.platform import ServerContext
 from bot.server import build_app
+from bot.state import assistant_over
 from bot.store import BotStore, Where
 from bot.teams.app import AnonymousConnections, TeamsPlatform, auth_configuration
 from bot.teams.store import TeamsStore
@@ -77,7 +78,7 @@ async def live(
     register: bool = True,
 ) -> AsyncIterator[Live]:
     client = client or ScriptedClient([SQL])
-    assistant = Assistant(
+    assistant = assistant_over(
         registry=Registry.open(settings),
         store=BotStore.open(settings),
         client=client,
@@ -92,7 +93,7 @@ async def live(
     auth = auth or AgentAuthConfiguration(anonymous_allowed=True)
     connections = FixedTokenConnections(auth) if auth.CLIENT_ID else AnonymousConnections()
     async with fake_connector() as connector:
-        ctx = ServerContext(settings=settings, assistant=assistant)
+        ctx = ServerContext(settings=settings, assistant=assistant, engine=assistant.store.engine)
         platform = TeamsPlatform(
             ctx,
             auth=auth,

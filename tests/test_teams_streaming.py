@@ -18,6 +18,7 @@ from bot.core.assistant import Assistant
 from bot.metrics import BotMetrics
 from bot.platform import Background, ServerContext
 from bot.server import build_app
+from bot.state import assistant_over
 from bot.store import BotStore, Where
 from bot.teams.app import AnonymousConnections, TeamsPlatform
 from bot.teams.bot import TeamsBot
@@ -50,7 +51,7 @@ STEPS = {messages.TEAMS_STREAM_START} | {p[:1].upper() + p[1:] for p in messages
 
 
 def _assistant(settings: Settings, client: InferenceClient) -> Assistant:
-    return Assistant(
+    return assistant_over(
         registry=Registry.open(settings),
         store=BotStore.open(settings),
         client=client,
@@ -74,7 +75,7 @@ async def test_slow_personal_answer_streams_updates_then_the_card(settings: Sett
     assistant = _assistant(settings, SlowClient([SQL], delay_s=2.5))
     await _register(assistant, sqlite_url)
     async with fake_connector() as connector:
-        ctx = ServerContext(settings=settings, assistant=assistant)
+        ctx = ServerContext(settings=settings, assistant=assistant, engine=assistant.store.engine)
         platform = TeamsPlatform(
             ctx,
             auth=AgentAuthConfiguration(anonymous_allowed=True),

@@ -18,6 +18,7 @@ from bot.core.access import Admins
 from bot.core.assistant import Assistant, PreviewReply
 from bot.metrics import BotMetrics
 from bot.platform import Background
+from bot.state import assistant_over
 from bot.store import BotStore, Where
 from bot.teams import cards
 from bot.teams.bot import TeamsBot, question_text, where_of
@@ -63,7 +64,7 @@ async def _rig(settings: Settings, sqlite_url: str, client: ScriptedClient, **co
     async def instant(_: float) -> None:
         return None
 
-    assistant = Assistant(
+    assistant = assistant_over(
         registry=Registry.open(settings),
         store=BotStore.open(settings),
         client=client,

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, event, inspect, text
 
+from chat2sql.db import upgrade
 from chat2sql.settings import Settings
 from schemas.introspect import introspect_url
 from schemas.model import Column, DatabaseSchema, Table
-from schemas.registry import Registry, upgrade
+from schemas.registry import Registry
 from schemas.render import render_schema
 from schemas.values import (
     MAX_DISTINCT,

@@ -7,7 +7,7 @@ it: no code a model wrote is ever run (Vanna's ``exec()`` of generated plotting 
 CVE-2024-5565). Rendering uses the Agg canvas directly (no pyplot, no global backend), is
 deterministic for the same spec, and keeps the image small enough for a Teams card.
 
->>> from bot.core.assistant import PreviewReply
+>>> from bot.core.types import PreviewReply
 >>> spec = chart_spec(PreviewReply(ok=True, text="", columns=("dept", "n"), rows=(("A", 2), ("B", 5))))
 >>> spec.kind, spec.x, spec.y, spec.points
 ('bar', 'dept', 'n', (('A', 2.0), ('B', 5.0)))
@@ -27,14 +27,11 @@ import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from bot.core.text import cut
-from bot.store import Where
+from bot.core.types import PreviewReply
 from chat2sql import messages
-
-if TYPE_CHECKING:
-    from bot.core.assistant import Assistant, PreviewReply
 
 MAX_BAR_POINTS = 25  # more bars than this are unreadable in a chat pane
 MAX_LINE_POINTS = 500
@@ -123,9 +120,8 @@ def render_png(spec: ChartSpec, *, max_bytes: int | None = None) -> bytes | None
     return None
 
 
-async def chart(assistant: Assistant, audit_id: int, where: Where, *, max_bytes: int | None = None) -> ChartReply:
-    """Run the answer's preview (with its access checks) and draw it, if it has a chart's shape."""
-    preview = await assistant.preview(audit_id, where)
+async def chart(preview: PreviewReply, *, max_bytes: int | None = None) -> ChartReply:
+    """An answer's preview drawn, if it has a chart's shape (``Assistant.chart`` runs the preview)."""
     if not preview.ok:
         return ChartReply(ok=False, text=preview.text)
     spec = await asyncio.to_thread(chart_spec, preview)

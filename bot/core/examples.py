@@ -11,9 +11,11 @@ aside (with the reason) and not used until a later schema accepts it again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
-from bot.store import BotStore, VerifiedExample
+from bot.core.ports import BotState
+from bot.core.types import VerifiedExample
 from schemas import guard
 from schemas.registry import RegisteredDatabase
 from schemas.render import approx_tokens, stems
@@ -37,14 +39,16 @@ _STOP = frozenset({"the", "a", "an", "of", "in", "on", "for", "to", "by", "and",
                    "with", "from", "all", "there", "have", "ha"})  # fmt: skip
 
 
-def current(store: BotStore, entry: RegisteredDatabase) -> list[VerifiedExample]:
+async def current(state: BotState, entry: RegisteredDatabase) -> list[VerifiedExample]:
     """The database's active examples, re-checking any checked against an older schema."""
     active: list[VerifiedExample] = []
-    for example in store.examples(entry.name):
+    for example in await state.examples(entry.name):
         if example.schema_hash != entry.schema_hash:
-            verdict = guard.check(example.sql, entry.schema, allowed_functions=entry.allowed_functions)
+            verdict = await asyncio.to_thread(
+                guard.check, example.sql, entry.schema, allowed_functions=entry.allowed_functions
+            )
             reason = None if verdict.ok else f"{verdict.rule}: {verdict.reason}"
-            store.set_example_status(
+            await state.set_example_status(
                 example.id, status="active" if verdict.ok else "set_aside", reason=reason, schema_hash=entry.schema_hash
             )
             if verdict.ok:

@@ -14,7 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.store import Where
+from bot.core.types import Where
+from chat2sql import messages
 from chat2sql.errors import UserFacingError
 
 ArmName = Literal["a", "b"]
@@ -27,7 +28,7 @@ class InvalidExperiment(UserFacingError):
 
     @property
     def message(self) -> str:
-        return f"CHAT2SQL_EXPERIMENT is not valid: {self.reason}"
+        return messages.invalid_experiment(self.reason)
 
 
 class Arm(BaseModel):

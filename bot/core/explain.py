@@ -16,21 +16,16 @@ Returns at most 5 rows.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from bot.store import Where
-from chat2sql import errors, messages
+from bot.core.types import AuditEntry
+from chat2sql import messages
 from schemas.glossary import GlossaryEntry, relevant
-
-if TYPE_CHECKING:
-    from bot.core.assistant import Assistant, Reply
 
 INDENT = "  "
 MAX_LIST_ITEMS = 10  # values of an IN list named before "and N more"
@@ -82,23 +77,13 @@ def explain_sql(sql: str, *, dialect: str) -> str:
     return "\n".join(lines)
 
 
-async def explain(assistant: Assistant, audit_id: int, where: Where) -> Reply:
-    """The explanation of an answer, for someone allowed to see its database here."""
-    from bot.core.assistant import Reply
-
-    entry = await asyncio.to_thread(assistant.store.get, audit_id)
-    if entry is None or entry.sql is None or entry.database is None:
-        return Reply(kind="error", text=messages.EXPLAIN_GONE, error_kind="unknown_answer")
-    database, sql = entry.database, entry.sql
-    try:
-        registered = await asyncio.to_thread(assistant.allowed_entry, database, where)
-    except errors.Chat2SQLError as err:
-        return Reply(kind="error", text=messages.user_message(err), error_kind=type(err).__name__)
-    text = await asyncio.to_thread(explain_sql, sql, dialect=registered.schema.dialect)
-    entries = await asyncio.to_thread(assistant.registry.glossary.entries, database)
-    used = glossary_used(entries, sql, entry.question, dialect=registered.schema.dialect)
+def explanation(answered: AuditEntry, dialect: str, glossary: Sequence[GlossaryEntry]) -> str:
+    """An answer's explanation: its database, what its SQL does, and the glossary entries it used."""
+    assert answered.sql is not None and answered.database is not None
+    text = explain_sql(answered.sql, dialect=dialect)
+    used = glossary_used(glossary, answered.sql, answered.question, dialect=dialect)
     lines = [messages.glossary_used(e.hint, e.version) for e in used]
-    return Reply(kind="text", text="\n".join([messages.explain_title(database), text, *lines]))
+    return "\n".join([messages.explain_title(answered.database), text, *lines])
 
 
 def glossary_used(entries: Sequence[GlossaryEntry], sql: str, question: str, *, dialect: str) -> list[GlossaryEntry]:

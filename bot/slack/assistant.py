@@ -17,9 +17,7 @@ user), where the answer is shown: the viewed channel only chooses among those.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAssistant
@@ -27,17 +25,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.assistant import Assistant
 from bot.core.text import cut
-from bot.slack.delivery import AssistantDelivery, Delivery, from_slack, quietly
+from bot.core.types import Where
+from bot.slack.delivery import Ask, AssistantDelivery, Claim, Delivery, Send, quietly
+from bot.slack.requests import PLATFORM, assistant_thread_where, from_slack, message_where
 from bot.slack.threads import ThreadContextStore
-from bot.store import Where
 from chat2sql import messages
 
-PLATFORM = "slack"
 MAX_TITLE_CHARS = 80
-
-Claim = Callable[[str], Awaitable[bool]]
-Ask = Callable[..., None]  # (text, where, delivery, *, preferred) → answered in the background
-Send = Callable[[Awaitable[Any]], Awaitable[bool]]
 
 
 def build_assistant(
@@ -47,33 +41,24 @@ def build_assistant(
     background, ``send`` makes a Slack call whose failure is counted and logged."""
     assistant = AsyncAssistant(thread_context_store=store, logger=logging.getLogger("bot.slack.bolt"))
 
-    def thread_where(body: dict[str, Any], thread: dict[str, Any]) -> Where:
-        return Where(
-            platform=PLATFORM,
-            workspace=body.get("team_id", ""),
-            channel=thread["channel_id"],
-            user_id=thread.get("user_id", ""),
-            thread=thread["thread_ts"],
-        )
-
     async def viewed_default(where: Where, context: dict[str, Any] | None) -> str | None:
         """The default database of the channel the user is viewing, if any."""
         channel = (context or {}).get("channel_id")
         if not channel:
             return None
         viewed = Where(platform=PLATFORM, workspace=where.workspace, channel=str(channel), user_id=where.user_id)
-        return await asyncio.to_thread(core.channel_default, viewed)
+        return await core.channel_default(viewed)
 
     @assistant.thread_started
     async def on_thread_started(
         payload: dict[str, Any], body: dict[str, Any], say: Any, client: AsyncWebClient
     ) -> None:
         thread = payload["assistant_thread"]
-        where = thread_where(body, thread)
+        where = assistant_thread_where(body, thread)
         context = thread.get("context") or {}
         if context.get("channel_id"):
             await store.save(channel_id=where.channel, thread_ts=str(where.thread), context=context)
-        usable = await asyncio.to_thread(core.usable_databases, where)
+        usable = await core.usable_databases(where)
         if not usable:
             await send(say(text=messages.SLACK_ASSISTANT_NONE))
             return
@@ -82,7 +67,7 @@ def build_assistant(
             [(e.name, e.description) for e in usable], default=default if default in {e.name for e in usable} else None
         )
         await send(say(text=greeting))
-        prompts = await asyncio.to_thread(core.suggested_prompts, where)
+        prompts = await core.suggested_prompts(where)
         if prompts:
             await quietly(
                 client.assistant_threads_setSuggestedPrompts(
@@ -96,12 +81,12 @@ def build_assistant(
     @assistant.thread_context_changed
     async def on_context_changed(payload: dict[str, Any], body: dict[str, Any]) -> None:
         thread = payload["assistant_thread"]
-        where = thread_where(body, thread)
+        where = assistant_thread_where(body, thread)
         context = thread.get("context") or {}
         if not context.get("channel_id"):
             return
         await store.save(channel_id=where.channel, thread_ts=str(where.thread), context=context)
-        await asyncio.to_thread(core.start_over, where, await viewed_default(where, context))
+        await core.start_over(where, await viewed_default(where, context))
 
     @assistant.user_message
     async def on_user_message(
@@ -109,13 +94,7 @@ def build_assistant(
     ) -> None:
         if payload.get("subtype") or "user" not in payload:
             return
-        where = Where(
-            platform=PLATFORM,
-            workspace=body.get("team_id", ""),
-            channel=payload["channel"],
-            user_id=payload["user"],
-            thread=payload["thread_ts"],
-        )
+        where = message_where(payload, body, payload["thread_ts"])
         thread_ts = str(where.thread)
         if not await claim(f"slack:{where.workspace}:{where.channel}:{payload['ts']}"):
             return

@@ -89,7 +89,7 @@ def fit(blocks: list[Block]) -> list[Block]:
 def answer_blocks(answer: Answer, *, asked_by: str | None = None, question: str | None = None) -> list[Block]:
     blocks: list[Block] = []
     if asked_by and question:
-        blocks.append(context(f"<@{asked_by}> asked: {_escape(question)}"))
+        blocks.append(context(messages.slack_asked(asked_by, _escape(question))))
     actions: Block = {
         "type": "actions",
         "block_id": f"answer:{answer.audit_id}",
@@ -101,10 +101,7 @@ def answer_blocks(answer: Answer, *, asked_by: str | None = None, question: str 
             _button(messages.SLACK_SHOW_SCHEMA, SCHEMA, answer.database),
         ],
     }
-    notes = [f"database `{answer.database}`", f"{answer.latency_ms / 1000:.1f} s"]
-    if answer.cache_hit:
-        notes.append("cached answer")
-    tail = [context(" · ".join(notes))]
+    tail = [context(messages.slack_answer_note(answer.database, answer.latency_ms, cached=answer.cache_hit))]
     if answer.warnings:
         tail.append(context(*(f"⚠️ {_escape(w)}" for w in answer.warnings)))
     room = MAX_BLOCKS - len(blocks) - len(tail) - 2  # actions, and a possible cut note
@@ -113,7 +110,7 @@ def answer_blocks(answer: Answer, *, asked_by: str | None = None, question: str 
 
 def answer_text(answer: Answer) -> str:
     """The notification/fallback text of an answer message."""
-    return cut(f"SQL for {answer.database}: {answer.sql}", MAX_TEXT_CHARS)
+    return cut(messages.slack_answer_text(answer.database, answer.sql), MAX_TEXT_CHARS)
 
 
 def text_blocks(text: str) -> list[Block]:
@@ -145,11 +142,9 @@ def preview_blocks(
     if len(table) > MAX_SECTION_CHARS - 8:  # too many columns for even one row
         table, shown = cut(table, MAX_SECTION_CHARS - 8), []
     cut_here = len(shown) < len(preview.rows)
-    note = f"{len(preview.rows)} row{'s' if len(preview.rows) != 1 else ''} · {preview.elapsed_ms:.0f} ms"
-    if cut_here:
-        note += f" · showing {len(shown)}, all {len(preview.rows)} in the CSV below"
-    if preview.truncated:
-        note += f" · {messages.SLACK_MORE_ROWS}"
+    note = messages.slack_preview_note(
+        len(preview.rows), preview.elapsed_ms, shown=len(shown), more_rows=preview.truncated
+    )
     content = [mrkdwn(f"```\n{table}\n```"), context(note)]
     if audit_id is not None and chartable(preview):
         chart = _button(messages.CHART, CHART, str(audit_id))
@@ -217,7 +212,7 @@ def preview_csv(preview: PreviewReply) -> str:
 
 
 def schema_blocks(database: str, text: str) -> list[Block]:
-    head = [mrkdwn(f"Schema of `{database}`:")]
+    head = [mrkdwn(messages.slack_schema_title(database))]
     return fit([*head, *code_sections(text, max_sections=MAX_BLOCKS - 2)])
 
 
@@ -228,16 +223,16 @@ def correction_modal(audit_id: int, *, channel: str, thread_ts: str | None) -> d
         "callback_id": CORRECTION,
         "private_metadata": metadata,
         "notify_on_close": True,  # a cancelled modal still records the 👎
-        "title": {"type": "plain_text", "text": "Correct this answer"},
-        "submit": {"type": "plain_text", "text": "Send"},
-        "close": {"type": "plain_text", "text": "Cancel"},
+        "title": {"type": "plain_text", "text": messages.SLACK_CORRECTION_TITLE},
+        "submit": {"type": "plain_text", "text": messages.SLACK_CORRECTION_SEND},
+        "close": {"type": "plain_text", "text": messages.SLACK_CORRECTION_CANCEL},
         "blocks": [
             mrkdwn(messages.SLACK_CORRECTION_PROMPT),
             {
                 "type": "input",
                 "block_id": CORRECTION_BLOCK,
                 "optional": True,
-                "label": {"type": "plain_text", "text": "Corrected SQL"},
+                "label": {"type": "plain_text", "text": messages.SLACK_CORRECTION_LABEL},
                 "element": {
                     "type": "plain_text_input",
                     "action_id": CORRECTION_INPUT,

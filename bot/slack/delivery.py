@@ -1,11 +1,11 @@
 """Where a Slack question's messages go: the ``/sql`` command's ``response_url``, a thread
-(a mention, a message, a DM), or an assistant thread with its status line; and Slack's
-message markup turned back into what the user typed."""
+(a mention, a message, a DM), or an assistant thread with its status line; and the shapes of
+the platform's answering calls the listeners are handed (``Claim``, ``Ask``, ``Send``)."""
 
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
@@ -18,25 +18,9 @@ from chat2sql import messages
 
 log = logging.getLogger(__name__)
 
-_CHANNEL = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>")
-_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|[^>]*)?>")
-
-
-def from_slack(text: str, *, bot_user_id: str | None = None) -> str:
-    """Slack's message markup back to what the user typed: the bot's own mention dropped,
-    ``<#C1|general>`` → ``C1`` (admin grant/revoke take channel ids), links unwrapped,
-    ``&lt; &gt; &amp;`` unescaped.
-
-    >>> from_slack("<@UBOT> db:shop how many orders &gt; 10?", bot_user_id="UBOT")
-    'db:shop how many orders > 10?'
-    >>> from_slack("admin grant shop <#C123|sales>")
-    'admin grant shop C123'
-    """
-    if bot_user_id:
-        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>[:,]?", " ", text)
-    text = _CHANNEL.sub(r"\1", text)
-    text = _LINK.sub(r"\1", text)
-    return " ".join(text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").split())
+Claim = Callable[[str], Awaitable[bool]]  # first delivery of this key? (Slack retries, twin events)
+Ask = Callable[..., None]  # (text, where, delivery, *, preferred) → answered in the background
+Send = Callable[[Awaitable[Any]], Awaitable[bool]]  # one Slack call; a failure counted and logged
 
 
 class Delivery(Protocol):

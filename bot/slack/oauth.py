@@ -1,5 +1,6 @@
-"""Multi-workspace installs: slack_sdk's SQLAlchemy installation and OAuth-state stores,
-in the registry database, behind Bolt's async interfaces.
+"""Multi-workspace installs: Bolt's OAuth flow (``/slack/install``, ``/slack/oauth_redirect``)
+over slack_sdk's SQLAlchemy installation and OAuth-state stores, in the registry database,
+behind Bolt's async interfaces.
 
 slack_sdk's stores are synchronous; each call runs in a worker thread so the event loop
 keeps acknowledging requests. slack_sdk owns these tables' layout (``slack_installations``,
@@ -12,17 +13,22 @@ import asyncio
 import logging
 from typing import Any
 
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
 STATE_EXPIRATION_S = 600
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
 
 # The manifest's bot scopes (deploy/slack/manifest.yaml); a test keeps the two in step.
 BOT_SCOPES = (
@@ -112,3 +118,25 @@ class StateStore(AsyncOAuthStateStore):
 
     async def async_consume(self, state: str) -> bool:
         return await asyncio.to_thread(self._sync.consume, state)
+
+
+def oauth_flow(
+    *, client: AsyncWebClient, client_id: str, client_secret: str, engine: Engine, logger: logging.Logger
+) -> tuple[AsyncOAuthFlow, list[InstallationStore | StateStore]]:
+    """Bolt's install flow, and its stores (whose tables ``create_tables`` makes at start-up)."""
+    installations = InstallationStore(client_id=client_id, engine=engine)
+    states = StateStore(engine=engine)
+    flow = AsyncOAuthFlow(
+        client=client,
+        logger=logger,
+        settings=AsyncOAuthSettings(
+            client_id=client_id,
+            client_secret=client_secret,
+            scopes=list(BOT_SCOPES),
+            installation_store=installations,
+            state_store=states,
+            install_path=INSTALL_PATH,
+            redirect_uri_path=REDIRECT_PATH,
+        ),
+    )
+    return flow, [installations, states]

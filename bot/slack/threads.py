@@ -21,7 +21,7 @@ from sqlalchemy import DateTime, Engine, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from bot.store import ID_CHARS, upsert
-from schemas.registry import Base
+from chat2sql.db import Base
 
 MAX_CONTEXT_CHARS = 4000  # channel_id, team_id, enterprise_id: far less in practice
 

@@ -39,11 +39,10 @@ from microsoft_agents.hosting.core.app.streaming import StreamingResponse
 from microsoft_agents.hosting.core.authorization import ClaimsIdentity
 
 from bot.core import charts
-from bot.core.assistant import Assistant, Progress, Reply, Step
-from bot.core.explain import explain
+from bot.core.assistant import Assistant
+from bot.core.types import Progress, Reply, Step, Where
 from bot.metrics import BotMetrics
 from bot.platform import Answers, Background
-from bot.store import Where
 from bot.teams import cards
 from bot.teams.store import Pending, TeamsStore
 from chat2sql import errors, messages
@@ -366,21 +365,20 @@ class TeamsBot:
             preview = await self._assistant.preview(audit_id, where)
             return _card(cards.preview_card(preview, audit_id=audit_id)) if preview.ok else _text(preview.text)
         if action == "explain":
-            reply = await explain(self._assistant, audit_id, where)
+            reply = await self._assistant.explain(audit_id, where)
             return _card(cards.explanation_card(reply.text)) if reply.kind != "error" else _text(reply.text)
         if action == "chart":
-            drawn = await charts.chart(self._assistant, audit_id, where, max_bytes=charts.TEAMS_MAX_PNG_BYTES)
+            drawn = await self._assistant.chart(audit_id, where, max_bytes=charts.TEAMS_MAX_PNG_BYTES)
             return _card(cards.chart_card(drawn.text, drawn.png)) if drawn.ok else _text(drawn.text)
         if action == "schema":
-            entry = await asyncio.to_thread(self._assistant.store.get, audit_id)
-            database = entry.database if entry and entry.database else str(value.get("database", ""))
-            schema = await asyncio.to_thread(self._assistant.schema_text, database, where)
+            database = await self._assistant.answered_database(audit_id) or str(value.get("database", ""))
+            schema = await self._assistant.schema_text(database, where)
             return _card(cards.schema_card(database, schema))
         rating: Literal["up", "down"] = "up" if action == "up" else "down"
         corrected = str(value.get("corrected_sql") or "").strip() or None if rating == "down" else None
         if corrected is not None and len(corrected) > cards.MAX_CORRECTION_CHARS:
             return _text(messages.TEAMS_CORRECTION_TOO_LONG)
-        reply = await asyncio.to_thread(self._assistant.feedback, audit_id, where, rating, corrected)
+        reply = await self._assistant.feedback(audit_id, where, rating, corrected)
         return _text(reply.text)
 
     # --- proactive messages ---------------------------------------------------------------

@@ -42,9 +42,12 @@ Card = dict[str, Any]
 
 def answer_card(answer: Answer) -> Card:
     facts = [
-        {"title": "Database", "value": answer.database},
-        {"title": "Latency", "value": f"{answer.latency_ms:.0f} ms" + (" (cached)" if answer.cache_hit else "")},
-        {"title": "Trace", "value": answer.trace_id},
+        {"title": messages.TEAMS_FACT_DATABASE, "value": answer.database},
+        {
+            "title": messages.TEAMS_FACT_LATENCY,
+            "value": messages.teams_latency(answer.latency_ms, cached=answer.cache_hit),
+        },
+        {"title": messages.TEAMS_FACT_TRACE, "value": answer.trace_id},
     ]
     body: list[Card] = [
         _text(messages.teams_answer_title(answer.database), weight="Bolder"),

@@ -19,9 +19,10 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, DateTime, Engine, Integer, String, Text, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from bot.store import ID_CHARS, Where
+from bot.core.types import Where
+from bot.store import ID_CHARS
 from chat2sql import db
-from schemas.registry import Base
+from chat2sql.db import Base
 
 PENDING_MAX_AGE = dt.timedelta(hours=1)
 

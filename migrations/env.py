@@ -1,4 +1,4 @@
-"""Alembic environment: migrations run on the connection the registry hands over,
+"""Alembic environment: migrations run on the connection ``chat2sql.db.upgrade`` hands over,
 or on CHAT2SQL_REGISTRY_URL when run from the ``alembic`` command line.
 
 In process (``Registry``/``BotStore``/``KeyStore.open``) the migration scripts say everything
@@ -26,7 +26,7 @@ def _every_table() -> MetaData:
     import inference.keys
     import schemas.glossary
     import schemas.values
-    from schemas.registry import Base
+    from chat2sql.db import Base
 
     assert bot.slack.threads and bot.store and bot.teams.store and inference.keys
     assert schemas.glossary and schemas.values
