@@ -1,4 +1,5 @@
-"""A result's values as an analyst reads them: one formatter for the console, Slack and Teams.
+"""A result's values as an analyst reads them: one formatter for the console, Slack and Teams,
+and one monospace table (``format_table``) for the console, Slack and the MCP server.
 
 Only what people read goes through here; the CSV export and ``--json`` keep every digit.
 
@@ -19,8 +20,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from functools import lru_cache
+from typing import Any
+
+from bot.core.text import cut
 
 NULL = "NULL"
 GROUP_INTS_FROM = 10_000  # 2024 stays a year; 12,345 reads as a quantity
@@ -89,3 +94,37 @@ def _fraction(value: float | Decimal) -> str:
         text = f"{value:,.2f}"
         return text.removesuffix(".00")
     return f"{value:.{SMALL_DIGITS}g}"
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max_width: int = 40) -> str:
+    """A monospace table (the console's, Slack's and the MCP server's); a column of numbers is aligned right.
+
+    >>> print(format_table(["country", "revenue"], [["DE", 8963.049999999988], ["FR", None]]))
+    country |  revenue
+    --------+---------
+    DE      | 8,963.05
+    FR      |     NULL
+    """
+    cells = [[_cell(v, c, max_width) for v, c in zip(row, columns, strict=True)] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    numeric = [_numeric(rows, i) for i in range(len(columns))]
+    lines = [
+        " | ".join(_pad(c, w, right) for c, w, right in zip(columns, widths, numeric, strict=True)),
+        "-+-".join("-" * w for w in widths),
+    ]
+    lines += [" | ".join(_pad(v, w, right) for v, w, right in zip(r, widths, numeric, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: Any, column: str, max_width: int) -> str:
+    text = cell_text(value, column=column)
+    return cut(text, max_width)
+
+
+def _numeric(rows: Sequence[Sequence[Any]], index: int) -> bool:
+    values = [r[index] for r in rows if r[index] is not None]
+    return bool(values) and all(is_number(v) for v in values)
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    return text.rjust(width) if right else text.ljust(width)

@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
     settings = settings or Settings()
     chat2sql_log.configure(settings.log_level, settings.log_format)
     if argv[:1] == ["audit"]:
-        from bot.store import audit_main
+        from bot.audit import audit_main
 
         return audit_main(argv[1:], settings=settings)
     if argv[:1] == ["report"]:

@@ -23,9 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.cells import cell_text, is_number
+from bot.cells import format_table
 from bot.core.assistant import Assistant
-from bot.core.text import cut
 from bot.core.types import Option, PreviewReply, Reply, Where
 from chat2sql import errors, messages
 
@@ -40,40 +39,6 @@ StartModel = Callable[[], None]
 
 def console_where() -> Where:
     return Where(platform="console", workspace="local", channel="console", user_id=getpass.getuser())
-
-
-def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, max_width: int = 40) -> str:
-    """A monospace table (the console's and Slack's); a column of numbers is aligned right.
-
-    >>> print(format_table(["country", "revenue"], [["DE", 8963.049999999988], ["FR", None]]))
-    country |  revenue
-    --------+---------
-    DE      | 8,963.05
-    FR      |     NULL
-    """
-    cells = [[_cell(v, c, max_width) for v, c in zip(row, columns, strict=True)] for row in rows]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    numeric = [_numeric(rows, i) for i in range(len(columns))]
-    lines = [
-        " | ".join(_pad(c, w, right) for c, w, right in zip(columns, widths, numeric, strict=True)),
-        "-+-".join("-" * w for w in widths),
-    ]
-    lines += [" | ".join(_pad(v, w, right) for v, w, right in zip(r, widths, numeric, strict=True)) for r in cells]
-    return "\n".join(lines)
-
-
-def _cell(value: Any, column: str, max_width: int) -> str:
-    text = cell_text(value, column=column)
-    return cut(text, max_width)
-
-
-def _numeric(rows: Sequence[Sequence[Any]], index: int) -> bool:
-    values = [r[index] for r in rows if r[index] is not None]
-    return bool(values) and all(is_number(v) for v in values)
-
-
-def _pad(text: str, width: int, right: bool) -> str:
-    return text.rjust(width) if right else text.ljust(width)
 
 
 def render_preview(preview: PreviewReply) -> str:

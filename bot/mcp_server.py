@@ -44,7 +44,7 @@ from mcp.types import Resource as MCPResource
 from pydantic import Field
 from starlette.responses import JSONResponse
 
-from bot.console import format_table
+from bot.cells import format_table
 from bot.core.assistant import Assistant
 from bot.core.explain import explain_sql
 from bot.core.text import one_line

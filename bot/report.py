@@ -18,8 +18,9 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.audit import InvalidSince, parse_since
 from bot.core.types import AuditEntry
-from bot.store import BotStore, InvalidSince, parse_since
+from bot.store import BotStore
 from chat2sql.messages import registry_unusable, user_message
 from chat2sql.redact import error_line
 from chat2sql.settings import Settings

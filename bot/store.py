@@ -14,37 +14,24 @@ channel) wins; otherwise a database registered from chat is open to the workspac
 registered from and to nobody else; a database registered with the CLI (no origin row) is
 open everywhere, because whoever ran the CLI already owns the deployment.
 
-``audit_main`` is the command line: ``python -m bot audit [--since] [--limit N] [--json]``.
+The tables are ``bot.tables``; the command line that reads the audit rows is ``bot.audit``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
-import json
-import re
-import sys
-from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable
+from typing import Any, Literal
 
 from sqlalchemy import (
-    Boolean,
-    CheckConstraint,
-    DateTime,
     Engine,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
     delete,
     func,
     select,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from bot.core.types import (
     AuditEntry,
@@ -56,141 +43,28 @@ from bot.core.types import (
     VerifiedExample,
     Where,
 )
+from bot.tables import (
+    ID_CHARS,
+    TOKEN_CHARS,
+    AuditRow,
+    ChannelDefaultRow,
+    ClaimedDeliveryRow,
+    DbAccessRow,
+    DbOriginRow,
+    ExampleRow,
+    FeedbackRow,
+    ThreadRow,
+    upsert,
+)
 from chat2sql import db, messages
 from chat2sql.db import Base, upgrade
 from chat2sql.errors import UserFacingError
-from chat2sql.messages import registry_unusable
-from chat2sql.redact import error_line
 from chat2sql.settings import Settings
 from schemas.registry import validate_name
 
-# Slack ids are short; Teams conversation ids can run past a hundred characters.
-ID_CHARS = 512
-PLATFORM_CHARS = 32
-DATABASE_CHARS = 63  # registered_databases.name
-TOKEN_CHARS = 64  # guard rule names, error kinds, adapter names, trace ids
 RATINGS = ("up", "down")
 DEFAULT_AUDIT_LIMIT = 1000
-QUESTION_PREVIEW_CHARS = 80
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
-
-
-# --- tables -------------------------------------------------------------------------------
-
-
-class AuditRow(Base):
-    __tablename__ = "audit_log"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
-    platform: Mapped[str] = mapped_column(String(PLATFORM_CHARS))
-    workspace: Mapped[str] = mapped_column(String(ID_CHARS))
-    channel: Mapped[str] = mapped_column(String(ID_CHARS))
-    user_id: Mapped[str] = mapped_column(String(ID_CHARS))
-    database: Mapped[str | None] = mapped_column(String(DATABASE_CHARS))
-    question: Mapped[str] = mapped_column(Text)
-    sql: Mapped[str | None] = mapped_column(Text)
-    guard_verdict: Mapped[str | None] = mapped_column(String(TOKEN_CHARS))
-    preview_rows: Mapped[int | None] = mapped_column(Integer)
-    latency_ms: Mapped[float | None] = mapped_column(Float)
-    cache_hit: Mapped[bool] = mapped_column(Boolean)
-    error_kind: Mapped[str | None] = mapped_column(String(TOKEN_CHARS))
-    adapter: Mapped[str | None] = mapped_column(String(TOKEN_CHARS))
-    trace_id: Mapped[str] = mapped_column(String(TOKEN_CHARS))
-    arm: Mapped[str | None] = mapped_column(String(TOKEN_CHARS))
-    preview_error: Mapped[str | None] = mapped_column(String(TOKEN_CHARS))
-
-
-class FeedbackRow(Base):
-    __tablename__ = "feedback"
-    __table_args__ = (CheckConstraint("rating IN ('up', 'down')", name="ck_feedback_rating"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    audit_id: Mapped[int] = mapped_column(ForeignKey("audit_log.id"), index=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    user_id: Mapped[str] = mapped_column(String(ID_CHARS))
-    rating: Mapped[str] = mapped_column(String(4))
-    corrected_sql: Mapped[str | None] = mapped_column(Text)
-
-
-class DbAccessRow(Base):
-    __tablename__ = "db_access"
-    __table_args__ = (UniqueConstraint("database", "platform", "workspace", "channel", name="uq_db_access_scope"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    database: Mapped[str] = mapped_column(String(DATABASE_CHARS))
-    platform: Mapped[str] = mapped_column(String(PLATFORM_CHARS))
-    workspace: Mapped[str] = mapped_column(String(ID_CHARS))
-    channel: Mapped[str] = mapped_column(String(ID_CHARS))
-    allowed: Mapped[bool] = mapped_column(Boolean)
-    updated_by: Mapped[str] = mapped_column(String(ID_CHARS))
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-
-
-class DbOriginRow(Base):
-    """No foreign key to ``registered_databases``: the registry removes its row on its own,
-    and ``BotStore.forget`` then clears what the bot kept about that name."""
-
-    __tablename__ = "db_origin"
-
-    database: Mapped[str] = mapped_column(String(DATABASE_CHARS), primary_key=True)
-    platform: Mapped[str] = mapped_column(String(PLATFORM_CHARS))
-    workspace: Mapped[str] = mapped_column(String(ID_CHARS))
-
-
-class ChannelDefaultRow(Base):
-    __tablename__ = "channel_defaults"
-
-    platform: Mapped[str] = mapped_column(String(PLATFORM_CHARS), primary_key=True)
-    workspace: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
-    channel: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
-    database: Mapped[str] = mapped_column(String(DATABASE_CHARS))
-
-
-# --- errors -------------------------------------------------------------------------------
-
-
-class ThreadRow(Base):
-    __tablename__ = "bot_threads"
-
-    platform: Mapped[str] = mapped_column(String(PLATFORM_CHARS), primary_key=True)
-    workspace: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
-    channel: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
-    thread: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
-    database: Mapped[str] = mapped_column(String(DATABASE_CHARS))
-    question: Mapped[str] = mapped_column(Text)
-    sql: Mapped[str] = mapped_column(Text)
-    audit_id: Mapped[int] = mapped_column(Integer)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-
-
-class ClaimedDeliveryRow(Base):
-    __tablename__ = "claimed_deliveries"
-
-    key: Mapped[str] = mapped_column(String(ID_CHARS), primary_key=True)
-    claimed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
-
-
-class ExampleRow(Base):
-    __tablename__ = "verified_examples"
-    __table_args__ = (
-        UniqueConstraint("database", "question_key", name="uq_verified_examples_question"),
-        CheckConstraint("status IN ('active', 'set_aside')", name="ck_verified_examples_status"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    database: Mapped[str] = mapped_column(String(DATABASE_CHARS), index=True)
-    question: Mapped[str] = mapped_column(Text)
-    question_key: Mapped[str] = mapped_column(String(ID_CHARS))
-    sql: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(32))
-    audit_id: Mapped[int | None] = mapped_column(Integer)
-    created_by: Mapped[str] = mapped_column(String(ID_CHARS))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str | None] = mapped_column(Text)
-    schema_hash: Mapped[str] = mapped_column(String(64))
+_AUDIT_FIELDS = tuple(f.name for f in dataclasses.fields(AuditRecord))
 
 
 class BotStoreError(UserFacingError):
@@ -217,20 +91,6 @@ class InvalidRating(BotStoreError):
         return messages.invalid_rating(self.rating)
 
 
-class InvalidSince(BotStoreError):
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    @property
-    def message(self) -> str:
-        return messages.invalid_since(self.text)
-
-
-_AUDIT_FIELDS = tuple(f.name for f in dataclasses.fields(AuditRecord))
-_Row = TypeVar("_Row", bound=Base)
-
-
 # --- the store ----------------------------------------------------------------------------
 
 
@@ -242,7 +102,7 @@ class BotStore:
 
     def __init__(self, *, engine: Engine, clock: Callable[[], dt.datetime] | None = None) -> None:
         self._engine = engine
-        self._clock = clock or _utcnow
+        self._clock = clock or utcnow
 
     @classmethod
     def open(cls, settings: Settings) -> BotStore:
@@ -277,7 +137,7 @@ class BotStore:
         query = select(AuditRow).order_by(AuditRow.created_at.desc(), AuditRow.id.desc()).limit(limit)
         if since is not None:
             # SQLite keeps times as text without a zone: compare UTC with UTC.
-            query = query.where(AuditRow.created_at >= _to_utc(since))
+            query = query.where(AuditRow.created_at >= to_utc(since))
         with Session(self._engine) as session:
             return [_audit_entry(row) for row in session.scalars(query)]
 
@@ -338,7 +198,7 @@ class BotStore:
         """Audit rows that belong to an A/B arm, each with its feedback counts (up, down, corrected)."""
         query = select(AuditRow).where(AuditRow.arm.is_not(None)).order_by(AuditRow.id)
         if since is not None:
-            query = query.where(AuditRow.created_at >= _to_utc(since))
+            query = query.where(AuditRow.created_at >= to_utc(since))
         with Session(self._engine) as session:
             entries = [_audit_entry(row) for row in session.scalars(query)]
             counts: dict[int, dict[str, int]] = {e.id: {"up": 0, "down": 0, "corrected": 0} for e in entries}
@@ -577,30 +437,8 @@ class BotStore:
         }
         self._upsert(DbAccessRow, key, values)
 
-    def _upsert(self, model: type[_Row], key: dict[str, Any], values: dict[str, Any]) -> None:
+    def _upsert(self, model: type[Base], key: dict[str, Any], values: dict[str, Any]) -> None:
         upsert(self._engine, model, key, values)
-
-
-def upsert(engine: Engine, model: type[_Row], key: dict[str, Any], values: dict[str, Any]) -> None:
-    """Insert or update the row identified by ``key``, portably (SQLite and PostgreSQL).
-
-    Two writers inserting the same key at once: the loser's INSERT violates the key,
-    and its second attempt finds the row and updates it.
-    """
-    for attempt in range(2):
-        with Session(engine) as session:
-            row = session.scalar(select(model).filter_by(**key))
-            if row is None:
-                session.add(model(**key, **values))
-            else:
-                for name, value in values.items():
-                    setattr(row, name, value)
-            try:
-                session.commit()
-                return
-            except IntegrityError:
-                if attempt:
-                    raise
 
 
 def _question_key(question: str) -> str:
@@ -621,11 +459,11 @@ def _example(row: ExampleRow) -> VerifiedExample:
     )
 
 
-def _utcnow() -> dt.datetime:
+def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _to_utc(value: dt.datetime) -> dt.datetime:
+def to_utc(value: dt.datetime) -> dt.datetime:
     """UTC, whatever came in: SQLite hands back naive times (we only write UTC) and
     PostgreSQL hands back the session's time zone."""
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
@@ -634,7 +472,7 @@ def _to_utc(value: dt.datetime) -> dt.datetime:
 def _audit_entry(row: AuditRow) -> AuditEntry:
     return AuditEntry(
         id=row.id,
-        created_at=_to_utc(row.created_at),
+        created_at=to_utc(row.created_at),
         **{name: getattr(row, name) for name in _AUDIT_FIELDS},
     )
 
@@ -643,117 +481,8 @@ def _feedback_entry(row: FeedbackRow) -> FeedbackEntry:
     return FeedbackEntry(
         id=row.id,
         audit_id=row.audit_id,
-        created_at=_to_utc(row.created_at),
+        created_at=to_utc(row.created_at),
         user_id=row.user_id,
         rating="up" if row.rating == "up" else "down",
         corrected_sql=row.corrected_sql,
     )
-
-
-# --- command line -------------------------------------------------------------------------
-
-_AGE = re.compile(r"(?P<amount>\d{1,6})(?P<unit>[dh])")
-_AGE_UNITS = {"d": dt.timedelta(days=1), "h": dt.timedelta(hours=1)}
-
-
-def parse_since(text: str, *, now: dt.datetime) -> dt.datetime:
-    """An age such as ``7d``/``12h`` before ``now``, or an ISO date/time (naive = UTC).
-
-    >>> now = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC)
-    >>> parse_since("7d", now=now).isoformat()
-    '2026-03-03T12:00:00+00:00'
-    >>> parse_since("2026-03-01", now=now).isoformat()
-    '2026-03-01T00:00:00+00:00'
-    """
-    cleaned = text.strip()
-    age = _AGE.fullmatch(cleaned.lower())
-    if age:
-        return now - int(age["amount"]) * _AGE_UNITS[age["unit"]]
-    try:
-        return _to_utc(dt.datetime.fromisoformat(cleaned))
-    except ValueError:
-        raise InvalidSince(text) from None
-
-
-def audit_main(argv: Sequence[str], *, settings: Settings) -> int:
-    """``python -m bot audit``; ``argv`` is what follows ``audit``.
-
-    With ``--json`` stdout carries one JSON array and nothing else. Errors are one line on
-    stderr: exit 1, or 2 for usage errors (argparse prints the usage).
-    """
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # argparse already printed usage (or --help)
-        return EXIT_OK if exc.code in (0, None) else EXIT_USAGE
-    try:
-        since = parse_since(args.since, now=_utcnow()) if args.since is not None else None
-    except InvalidSince as err:
-        return _fail(err.message)
-    try:
-        store = BotStore.open(settings)
-    except SQLAlchemyError as exc:
-        return _fail(registry_unusable(error_line(exc)))
-    try:
-        entries = store.audit(since=since, limit=args.limit)
-    except SQLAlchemyError as exc:
-        return _fail(registry_unusable(error_line(exc)))
-    finally:
-        store.close()
-    if args.json:
-        print(json.dumps([e.to_json() for e in entries], ensure_ascii=False))
-        return EXIT_OK
-    if not entries:
-        print("no audit entries" + (" since " + since.isoformat() if since else ""))
-    for e in entries:
-        print(_audit_line(e))
-    return EXIT_OK
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m bot audit", description="Show what the bot was asked and what it answered."
-    )
-    parser.add_argument("--since", help="an ISO date/time (UTC) or an age such as 7d or 12h")
-    parser.add_argument(
-        "--limit", type=_positive_int, default=DEFAULT_AUDIT_LIMIT, help="at most this many, newest first"
-    )
-    parser.add_argument("--json", action="store_true", help="one JSON array on stdout")
-    return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _audit_line(e: AuditEntry) -> str:
-    outcome = e.error_kind or e.guard_verdict or "-"
-    rows = "-" if e.preview_rows is None else f"{e.preview_rows} rows"
-    latency = "-" if e.latency_ms is None else f"{e.latency_ms:.0f} ms"
-    question = " ".join(e.question.split())
-    if len(question) > QUESTION_PREVIEW_CHARS:
-        question = question[: QUESTION_PREVIEW_CHARS - 1] + "…"
-    return "\t".join(
-        (
-            f"{e.created_at:%Y-%m-%d %H:%M:%S}",
-            f"#{e.id}",
-            f"{e.platform}:{e.workspace}/{e.channel}",
-            e.user_id,
-            e.database or "-",
-            outcome,
-            rows,
-            latency,
-            "cached" if e.cache_hit else "-",
-            question,
-        )
-    )
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return EXIT_FAIL

@@ -6,7 +6,9 @@ It never includes exception text from a driver, a URL with its password, or a se
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from pathlib import Path
 
 from chat2sql import errors
 
@@ -351,6 +353,84 @@ def suggested_count(table: str) -> str:
     return f"How many rows does {table} have?"
 
 
+# --- the model: the worker, its API keys and the clients that call it (inference/, deploy/) --
+
+# What the bot's inference clients raise (inference/client/errors.py)
+MODEL_SERVICE_FAILED = "The model service failed; please try again later."
+MODEL_WARMING_UP = "The model is warming up; your answer will follow in a minute or so."
+MODEL_SERVICE_UNAVAILABLE = "The model service is not available right now; please try again later."
+
+
+def model_busy(retry_after_s: float | None) -> str:
+    if retry_after_s is None:
+        return "The model is busy right now; please try again in a moment."
+    return f"The model is busy right now; please try again in {math.ceil(retry_after_s)} s."
+
+
+def model_timeout(timeout_s: float) -> str:
+    return f"The model did not answer within {timeout_s:g} s; please try again."
+
+
+def model_refused(status: int, detail: str | None) -> str:
+    """``detail`` only from our own worker, whose sentences are written to be shown."""
+    if detail:
+        return f"The model service refused the request: {detail}"
+    if status in (401, 403):
+        return "The model service refused our credentials; ask an admin to check the API key."
+    if status == 404:
+        return "The model service does not know the model or adapter that was asked for."
+    return "The model service could not process the request."
+
+
+# What the worker answers (inference/service.py, inference/prompts.py, inference/server.py)
+MODEL_STILL_LOADING = "The model is still loading; retry in a few seconds."
+MODEL_LOAD_FAILED = "The model failed to load; the worker needs attention."
+PROMPT_TOO_LONG = "The question is too long for the model's input; please shorten it."
+GENERATION_FAILED = "The model failed to generate an answer; please retry."
+
+
+def unknown_adapter(name: str, known: Sequence[str]) -> str:
+    return f"Unknown adapter '{name}'; loaded: {', '.join(known) or 'none'}."
+
+
+def unknown_prompt_format(name: str, known: Sequence[str]) -> str:
+    return f"Unknown prompt format '{name}'; known: {', '.join(known)}."
+
+
+def body_too_large(limit: int) -> str:
+    return f"The request body is larger than the worker accepts ({limit:,} bytes)."
+
+
+def model_source_problem(detail: str) -> str:
+    return f"Model source problem: {detail}"
+
+
+# The worker's API keys (inference/keys.py, python -m inference keys)
+def invalid_key_name(name: str) -> str:
+    return f"'{name}' is not a valid key name: use {NAME_RULES}."
+
+
+def invalid_tier(tier: str, tiers: Sequence[str]) -> str:
+    return f"'{tier}' is not a tier; use one of: {', '.join(tiers)}."
+
+
+def duplicate_key_name(name: str) -> str:
+    return f"An API key named '{name}' already exists (revoked keys keep their name); pick another name."
+
+
+def invalid_key_databases(name: str) -> str:
+    return f"'{name}' is not a valid database name for --databases: use {NAME_RULES}, comma-separated."
+
+
+def unknown_key_name(name: str) -> str:
+    return f"No API key named '{name}' exists."
+
+
+def deploy_config_invalid(path: Path, detail: str) -> str:
+    """deploy/config.yaml (or ``CHAT2SQL_DEPLOY_CONFIG``) cannot be used: the file and what is wrong."""
+    return f"{path}: {detail}"
+
+
 # --- the console (python -m bot ask|chat|demo) ----------------------------------------------
 
 CONSOLE_NO_DATABASES = (
@@ -571,3 +651,10 @@ def mcp_schema_name(database: str) -> str:
 def mcp_schema_description(database: str, dialect: str) -> str:
     """A schema resource's description when the database was registered without one."""
     return f"The {dialect} database {database}"
+
+
+def worker_deploy_config(path: str) -> str:
+    return (
+        f"CHAT2SQL_DEPLOY_CONFIG is set ({path}): start the worker with `python -m deploy.worker`, "
+        "which applies that file (same --host/--port), or unset it to serve these settings as they are."
+    )

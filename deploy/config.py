@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chat2sql import messages
 from chat2sql.errors import UserFacingError
 from chat2sql.settings import AdapterSpec, Settings
 from inference.prompts import FORMATS
@@ -51,7 +52,7 @@ class DeployConfigError(UserFacingError):
 
     @property
     def message(self) -> str:
-        return f"{self.path}: {self.detail}"
+        return messages.deploy_config_invalid(self.path, self.detail)
 
 
 class _Strict(BaseModel):

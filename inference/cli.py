@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from chat2sql import log as chat2sql_log
+from chat2sql import messages
 from chat2sql.errors import Chat2SQLError
 from chat2sql.messages import user_message
 from chat2sql.settings import Settings
@@ -133,16 +134,10 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    from inference.wiring import build_worker_app, serve_worker
 
-    from inference.wiring import build_worker_app
-
-    app = build_worker_app(settings)
-    uvicorn.run(
-        app,
-        host=args.host or settings.worker_host,
-        port=args.port or settings.worker_port,
-        log_config=None,
-        access_log=False,
-    )
+    if settings.deploy_config is not None:  # the deployment's file is the deploy layer's to apply
+        print(f"error: {messages.worker_deploy_config(str(settings.deploy_config))}", file=sys.stderr)
+        return 2
+    serve_worker(build_worker_app(settings), settings, host=args.host, port=args.port)
     return 0

@@ -32,10 +32,10 @@ from sqlalchemy import DateTime, Engine, String, Text, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from chat2sql import db
 from chat2sql.db import Base, upgrade
 from chat2sql.errors import UserFacingError
-from chat2sql.messages import NAME_RULES, registry_unusable
+from chat2sql import db, messages
+from chat2sql.messages import registry_unusable
 from chat2sql.ratelimit import TIERS, RateLimiter, RateLimiterUnavailable
 from chat2sql.redact import error_line
 from chat2sql.settings import Settings
@@ -77,7 +77,7 @@ class InvalidKeyName(KeyStoreError):
 
     @property
     def message(self) -> str:
-        return f"'{self.name}' is not a valid key name: use {NAME_RULES}."
+        return messages.invalid_key_name(self.name)
 
 
 class InvalidTier(KeyStoreError):
@@ -87,7 +87,7 @@ class InvalidTier(KeyStoreError):
 
     @property
     def message(self) -> str:
-        return f"'{self.tier}' is not a tier; use one of: {', '.join(TIERS)}."
+        return messages.invalid_tier(self.tier, TIERS)
 
 
 class DuplicateKeyName(KeyStoreError):
@@ -97,7 +97,7 @@ class DuplicateKeyName(KeyStoreError):
 
     @property
     def message(self) -> str:
-        return f"An API key named '{self.name}' already exists (revoked keys keep their name); pick another name."
+        return messages.duplicate_key_name(self.name)
 
 
 class InvalidDatabaseList(KeyStoreError):
@@ -107,7 +107,7 @@ class InvalidDatabaseList(KeyStoreError):
 
     @property
     def message(self) -> str:
-        return f"'{self.name}' is not a valid database name for --databases: use {NAME_RULES}, comma-separated."
+        return messages.invalid_key_databases(self.name)
 
 
 class UnknownKeyName(KeyStoreError):
@@ -117,7 +117,7 @@ class UnknownKeyName(KeyStoreError):
 
     @property
     def message(self) -> str:
-        return f"No API key named '{self.name}' exists."
+        return messages.unknown_key_name(self.name)
 
 
 # --- the store ----------------------------------------------------------------------------

@@ -2,15 +2,16 @@
 
 The embedded default (`CHAT2SQL_INFERENCE=local`): `make demo` and `python -m bot chat`
 answer with the offline model on this machine. It speaks the same InferenceClient
-protocol as the HTTP clients, with the same errors.
+protocol as the HTTP clients, with the same errors: a worker exception becomes the client
+error its code stands for (``inference.client.errors.WORKER_ERRORS``), as it would over HTTP.
 """
 
 from __future__ import annotations
 
-from inference.client import WorkerColdStarting, WorkerRejected, WorkerUnavailable
-from inference.prompts import PromptTooLong, UnknownPromptFormat
+from chat2sql.errors import UserFacingError
+from inference.client.errors import WorkerColdStarting, code_for, error_for
 from inference.protocol import GenerateRequest, GenerateResponse
-from inference.service import ModelFailed, ModelLoading, UnknownAdapter, Worker
+from inference.service import Worker
 
 
 class LocalInferenceClient:
@@ -29,14 +30,11 @@ class LocalInferenceClient:
             raise WorkerColdStarting(retry_after_s=None)
         try:
             return await self._worker.generate(request)
-        except ModelLoading:
-            raise WorkerColdStarting(retry_after_s=None) from None
-        except ModelFailed:
-            raise WorkerUnavailable(reason="model_failed", attempts=1) from None
-        except PromptTooLong as exc:
-            raise WorkerRejected(status=422, code="prompt_too_long", detail=exc.message) from None
-        except (UnknownAdapter, UnknownPromptFormat) as exc:
-            raise WorkerRejected(status=422, code="invalid_request", detail=exc.message) from None
+        except UserFacingError as exc:
+            code = code_for(exc)
+            if code is None:
+                raise
+            raise error_for(code, exc.message) from None
 
     async def close(self) -> None:
         await self._worker.stop()

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from chat2sql import messages
 from chat2sql.errors import UserFacingError
 from inference.protocol import GenerateRequest
 
@@ -95,13 +96,13 @@ class UnknownPromptFormat(UserFacingError):
 
     @property
     def message(self) -> str:
-        return f"Unknown prompt format '{self.name}'; known: {', '.join(sorted(FORMATS))}."
+        return messages.unknown_prompt_format(self.name, sorted(FORMATS))
 
 
 class PromptTooLong(UserFacingError):
     @property
     def message(self) -> str:
-        return "The question is too long for the model's input; please shorten it."
+        return messages.PROMPT_TOO_LONG
 
 
 @dataclass(frozen=True, kw_only=True)

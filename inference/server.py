@@ -8,7 +8,8 @@
   cannot make the worker read or parse anything; its size is checked before it is parsed.
 - ``GET /healthz`` (process up), ``GET /readyz`` (model loaded), ``GET /metrics``.
 
-Every error is JSON ``{"error": {"code", "message"}}`` with a sentence safe to show.
+Every error is JSON ``{"error": {"code", "message"}}`` with a sentence safe to show; its code and
+HTTP status come from ``inference.client.errors.WORKER_ERRORS``, the table the clients read back.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chat2sql import messages
 from chat2sql.errors import UserFacingError
 from chat2sql.log import request_id
 from chat2sql.ratelimit import RateLimiter
+from inference.client.errors import GENERATION_FAILED, MODEL_LOADING, WORKER_ERRORS, code_for
 from inference.keys import Authenticator, KeyInfoLike, Refusal, admit
-from inference.prompts import PromptTooLong, UnknownPromptFormat
 from inference.protocol import ErrorDetail, ErrorResponse, GenerateRequest, GenerateResponse, Health
-from inference.service import ModelFailed, ModelLoading, UnknownAdapter, Worker
+from inference.service import Worker
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +47,17 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(
+    code: str, message: str, headers: dict[str, str] | None = None, *, status: int | None = None
+) -> JSONResponse:
+    """The JSON error for ``code``, with the code's status from ``WORKER_ERRORS`` unless ``status``."""
     body = ErrorResponse(error=ErrorDetail(code=code, message=message))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    return JSONResponse(body.model_dump(), status_code=status or WORKER_ERRORS[code].status, headers=headers)
+
+
+def _retry_later(code: str) -> dict[str, str]:
+    """``Retry-After`` for a model that is still loading; no headers for any other code."""
+    return {"Retry-After": str(LOADING_RETRY_AFTER_S)} if code == MODEL_LOADING else {}
 
 
 class BodyTooLarge(UserFacingError):
@@ -57,7 +67,7 @@ class BodyTooLarge(UserFacingError):
 
     @property
     def message(self) -> str:
-        return f"The request body is larger than the worker accepts ({self.limit:,} bytes)."
+        return messages.body_too_large(self.limit)
 
 
 class BodyLimit:
@@ -101,7 +111,7 @@ class BodyLimit:
         except BodyTooLarge as exc:  # the app's handler turns it into a 413; this is the fallback
             if started:
                 raise
-            await _error(413, "body_too_large", exc.message)(scope, receive, send)
+            await _error("body_too_large", exc.message)(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -139,23 +149,23 @@ def build_app(*, worker: Worker, keys: Authenticator, limiter: RateLimiter, max_
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         worker.metrics.requests.labels(exc.code).inc()
-        return _error(exc.status, exc.code, exc.message, exc.headers)
+        return _error(exc.code, exc.message, exc.headers, status=exc.status)
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
         worker.metrics.requests.labels("body_too_large").inc()
-        return _error(413, "body_too_large", exc.message)
+        return _error("body_too_large", exc.message)
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:
         log.error("generation failed", exc_info=exc)
-        worker.metrics.requests.labels("generation_failed").inc()
-        return _error(500, "generation_failed", "The model failed to generate an answer; please retry.")
+        worker.metrics.requests.labels(GENERATION_FAILED).inc()
+        return _error(GENERATION_FAILED, messages.GENERATION_FAILED)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         worker.metrics.requests.labels("invalid_request").inc()
-        return _error(422, "invalid_request", _validation_message(exc.errors()))
+        return _error("invalid_request", _validation_message(exc.errors()))
 
     async def authenticated(request: Request) -> KeyInfoLike:
         admitted = await admit(request.headers.get("authorization", ""), keys, limiter, bucket="key:")
@@ -174,14 +184,11 @@ def build_app(*, worker: Worker, keys: Authenticator, limiter: RateLimiter, max_
         token = request_id.set(uuid.uuid4().hex[:16])
         try:
             response = await worker.generate(body)
-        except ModelLoading as exc:
-            raise ApiError(503, "model_loading", exc.message, {"Retry-After": str(LOADING_RETRY_AFTER_S)}) from None
-        except ModelFailed as exc:
-            raise ApiError(503, "model_failed", exc.message) from None
-        except (UnknownAdapter, UnknownPromptFormat) as exc:
-            raise ApiError(422, "invalid_request", exc.message) from None
-        except PromptTooLong as exc:
-            raise ApiError(422, "prompt_too_long", exc.message) from None
+        except UserFacingError as exc:
+            code = code_for(exc)
+            if code is None:
+                raise  # answered as generation_failed
+            raise ApiError(WORKER_ERRORS[code].status, code, exc.message, _retry_later(code)) from None
         finally:
             request_id.reset(token)
         worker.metrics.requests.labels("ok").inc()
@@ -210,8 +217,8 @@ def build_app(*, worker: Worker, keys: Authenticator, limiter: RateLimiter, max_
         if worker.ready:
             return Health(status="ok", model=worker.engine.name if worker.engine else None)
         if worker.load_error is not None:
-            return _error(503, "model_failed", "The model failed to load.")
-        return _error(503, "model_loading", "The model is still loading.", {"Retry-After": str(LOADING_RETRY_AFTER_S)})
+            return _error("model_failed", "The model failed to load.")
+        return _error(MODEL_LOADING, "The model is still loading.", _retry_later(MODEL_LOADING))
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from chat2sql import messages
 from chat2sql.errors import UserFacingError
 from inference.batching import Scheduler, scheduler_for
 from inference.cleanup import extract_sql
@@ -27,13 +28,13 @@ log = logging.getLogger(__name__)
 class ModelLoading(UserFacingError):
     @property
     def message(self) -> str:
-        return "The model is still loading; retry in a few seconds."
+        return messages.MODEL_STILL_LOADING
 
 
 class ModelFailed(UserFacingError):
     @property
     def message(self) -> str:
-        return "The model failed to load; the worker needs attention."
+        return messages.MODEL_LOAD_FAILED
 
 
 class UnknownAdapter(UserFacingError):
@@ -43,7 +44,7 @@ class UnknownAdapter(UserFacingError):
 
     @property
     def message(self) -> str:
-        return f"Unknown adapter '{self.name}'; loaded: {', '.join(self.known) or 'none'}."
+        return messages.unknown_adapter(self.name, self.known)
 
 
 @dataclass(frozen=True, kw_only=True)

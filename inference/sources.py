@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from chat2sql import messages
 from chat2sql.errors import UserFacingError
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class SourceError(UserFacingError):
 
     @property
     def message(self) -> str:
-        return f"Model source problem: {self.detail}"
+        return messages.model_source_problem(self.detail)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -113,14 +113,21 @@ def worker_options(settings: Settings) -> WorkerOptions:
 
 
 def build_worker_app(settings: Settings, *, load_engine: Callable[[], GenerationEngine] | None = None) -> FastAPI:
-    if settings.deploy_config is not None:  # deploy/config.yaml names the model and adapters
-        from deploy.config import settings_with_deploy_config
-
-        settings = settings_with_deploy_config(settings)
+    """The worker's HTTP API over ``settings`` as they come (``deploy.worker`` applies the
+    deployment's file first)."""
     worker = Worker(load_engine=load_engine or engine_loader(settings), options=worker_options(settings))
     return build_app(
         worker=worker,
         keys=KeyStore.open(settings),
         limiter=make_rate_limiter(settings.redis_url),
         max_body_bytes=settings.worker_max_body_bytes,
+    )
+
+
+def serve_worker(app: FastAPI, settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+    """Run the worker's app until stopped (``python -m inference serve``, ``python -m deploy.worker``)."""
+    import uvicorn
+
+    uvicorn.run(
+        app, host=host or settings.worker_host, port=port or settings.worker_port, log_config=None, access_log=False
     )

@@ -21,14 +21,14 @@ def _run(connection: Connection, metadata: MetaData | None) -> None:
 def _every_table() -> MetaData:
     """Base.metadata with every table of the application mapped onto it (autogenerate)."""
     import bot.slack.threads
-    import bot.store
+    import bot.tables
     import bot.teams.store
     import inference.keys
     import schemas.glossary
     import schemas.values
     from chat2sql.db import Base
 
-    assert bot.slack.threads and bot.store and bot.teams.store and inference.keys
+    assert bot.slack.threads and bot.tables and bot.teams.store and inference.keys
     assert schemas.glossary and schemas.values
     return Base.metadata
 

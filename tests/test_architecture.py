@@ -3,9 +3,6 @@
 table), and no module imports itself back through others (a cycle). The walk reads every
 module's imports from its syntax tree (functions' imports included; ``if TYPE_CHECKING:`` ones
 are not imports at run time), so a new cycle or upward import fails here, not in review.
-
-``DEBT`` lists the upward imports still to move, each with where it goes; the test also fails
-when one of them is gone, so the list only shrinks.
 """
 
 from __future__ import annotations
@@ -15,11 +12,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("chat2sql", "schemas", "samples", "inference", "bot", "evals", "deploy", "bench", "migrations")
-
-DEBT = {
-    # The worker applies deploy/config.yaml itself; its caller should.
-    ("inference.wiring", "deploy.config"),
-}
 
 
 def _modules() -> dict[str, Path]:
@@ -111,8 +103,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 def test_imports_only_point_down() -> None:
     graph = _graph()
     upward = {(a, b) for a, deps in graph.items() for b in deps if _layer(b) > _layer(a)}
-    assert upward - DEBT == set(), "imports against " + " → ".join(LAYERS)
-    assert DEBT - upward == set(), "an import of DEBT is gone: take it off the list"
+    assert upward == set(), "imports against " + " → ".join(LAYERS)
 
 
 def test_no_import_cycles() -> None:

@@ -16,17 +16,15 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
+from bot.audit import InvalidSince, audit_main, parse_since
 from bot.store import (
     AuditEntry,
     AuditRecord,
     BotStore,
     InvalidRating,
-    InvalidSince,
     ThreadTurn,
     UnknownAuditEntry,
     Where,
-    audit_main,
-    parse_since,
 )
 from chat2sql.db import MIGRATIONS_DIR
 from chat2sql.errors import InvalidName

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.cells import cell_text, is_identifier_column
-from bot.console import format_table
+from bot.cells import cell_text, format_table, is_identifier_column
 from bot.core.assistant import PreviewReply
 from bot.slack import blocks
 from bot.teams import cards

@@ -228,10 +228,33 @@ def test_worker_app_refuses_a_broken_config(tmp_path: Path) -> None:
     settings = Settings(  # type: ignore[call-arg]
         data_dir=tmp_path, deploy_config=_write(tmp_path, gpu__min_containers=9), _env_file=None
     )
+    from deploy.worker import build
+
     with pytest.raises(DeployConfigError, match="min_containers"):
-        build_worker_app(settings)
+        build(settings)
+    assert build_worker_app(settings) is not None  # inference's own builder takes settings as they come
 
 
 def test_empty_env_value_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHAT2SQL_DEPLOY_CONFIG", "")
     assert Settings(_env_file=None).deploy_config is None  # type: ignore[call-arg]
+
+
+def test_the_deployment_file_is_applied_by_the_deploy_layer_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m inference serve`` refuses to run with the file named rather than ignore it;
+    ``python -m deploy.worker`` applies it, and refuses a broken one before anything starts."""
+    from deploy import worker
+    from inference.cli import main as inference_main
+
+    path = _write(tmp_path, gpu__min_containers=9)
+    settings = Settings(data_dir=tmp_path, deploy_config=path, _env_file=None)  # type: ignore[call-arg]
+    assert inference_main(["serve"], settings=settings) == 2
+    assert "python -m deploy.worker" in capsys.readouterr().err
+    monkeypatch.setenv("CHAT2SQL_DEPLOY_CONFIG", str(path))
+    monkeypatch.setenv("CHAT2SQL_DATA_DIR", str(tmp_path))
+    served: list[object] = []
+    monkeypatch.setattr(worker, "serve_worker", lambda app, *a, **k: served.append(app))
+    assert worker.main([]) == 1 and served == []
+    assert "min_containers" in capsys.readouterr().err

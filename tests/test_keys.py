@@ -291,12 +291,12 @@ def test_a_0001_registry_upgrades_and_keeps_its_rows(registry_settings: Settings
 def test_migrations_match_the_models_including_api_keys(tmp_path: Path) -> None:
     """Autogenerate finds nothing to do: the migration chain and the ORM models agree."""
     import bot.slack.threads
-    import bot.store
+    import bot.tables
     import bot.teams.store
     import schemas.glossary
     import schemas.values  # every table mapped, whichever tests ran before
 
-    assert schemas.glossary and schemas.values and bot.store and bot.teams.store and bot.slack.threads
+    assert schemas.glossary and schemas.values and bot.tables and bot.teams.store and bot.slack.threads
     engine = create_engine(f"sqlite:///{tmp_path / 'r.db'}")
     upgrade(engine)
     upgrade(engine)  # idempotent

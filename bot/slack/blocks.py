@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.console import format_table
+from bot.cells import format_table
 from bot.core.assistant import Answer, Option, PreviewReply
 from bot.core.charts import chartable
 from bot.core.text import cut

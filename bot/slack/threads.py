@@ -20,7 +20,7 @@ from slack_bolt.context.assistant.thread_context_store.async_store import AsyncA
 from sqlalchemy import DateTime, Engine, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from bot.store import ID_CHARS, upsert
+from bot.tables import ID_CHARS, upsert
 from chat2sql.db import Base
 
 MAX_CONTEXT_CHARS = 4000  # channel_id, team_id, enterprise_id: far less in practice

@@ -20,7 +20,7 @@ from sqlalchemy import CursorResult, DateTime, Engine, Integer, String, Text, de
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from bot.core.types import Where
-from bot.store import ID_CHARS
+from bot.tables import ID_CHARS
 from chat2sql import db
 from chat2sql.db import Base
 
