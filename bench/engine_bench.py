@@ -47,7 +47,7 @@ def _questions(args: argparse.Namespace) -> tuple[list[Question], list[Question]
     the most questions, then on each of ``--samples`` shipped sample databases (built once
     into data/eval/samples). The throughput pool: the Spider databases' next questions,
     interleaved across them."""
-    from evals.harness import database_path, load_dataset
+    from evals.data import database_path, load_dataset
     from evals.samples import build
 
     samples = ROOT / "data" / "eval" / "samples"

@@ -7,7 +7,7 @@ It never includes exception text from a driver, a URL with its password, or a se
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from chat2sql import errors
@@ -410,7 +410,7 @@ def invalid_key_name(name: str) -> str:
     return f"'{name}' is not a valid key name: use {NAME_RULES}."
 
 
-def invalid_tier(tier: str, tiers: Sequence[str]) -> str:
+def invalid_tier(tier: str, tiers: Iterable[str]) -> str:
     return f"'{tier}' is not a tier; use one of: {', '.join(tiers)}."
 
 

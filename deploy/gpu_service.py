@@ -6,7 +6,8 @@ two so a memory snapshot captures the slow part: ``prepare()`` (imports, downloa
 revisions, GGUF conversion or joining: all onto the Volume) runs before the snapshot;
 ``load()`` (weights onto the GPU, or the GGUF into llama.cpp) after it, unless GPU snapshots are
 on. ``generate`` takes and returns plain dicts (``GpuReply``): every failure is a code and a
-sentence safe to show, never a pickled exception.
+sentence safe to show, never a pickled exception; the codes are the worker's HTTP API's
+(``inference.client.errors.WORKER_ERRORS``), so the Modal client reads them back the same way.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from chat2sql import messages
+from chat2sql.errors import UserFacingError
 from chat2sql.settings import Settings
+from inference.client.errors import GENERATION_FAILED, code_for
 from inference.engine import GenerationEngine
-from inference.prompts import PromptTooLong, UnknownPromptFormat
 from inference.protocol import ErrorDetail, GenerateRequest, GenerateResponse
-from inference.service import ModelFailed, ModelLoading, UnknownAdapter, Worker
+from inference.service import Worker
 from inference.sources import gguf_file, parse_source, resolve
 from inference.wiring import engine_loader, worker_options
 
@@ -38,6 +41,12 @@ class GpuReply(BaseModel):
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return GpuReply(error=ErrorDetail(code=code, message=message)).model_dump(mode="json")
+
+
+def _generation_failed() -> dict[str, Any]:
+    """Inside an ``except``: a failure no code names is logged and answered ``generation_failed``."""
+    log.exception("generation failed")
+    return _error(GENERATION_FAILED, messages.GENERATION_FAILED)
 
 
 class GpuService:
@@ -104,17 +113,11 @@ class GpuService:
         await worker.wait_ready(LOAD_WAIT_S)
         try:
             response = await worker.generate(request)
-        except ModelLoading as exc:
-            return _error("model_loading", exc.message)
-        except ModelFailed as exc:
-            return _error("model_failed", exc.message)
-        except (UnknownAdapter, UnknownPromptFormat) as exc:
-            return _error("invalid_request", exc.message)
-        except PromptTooLong as exc:
-            return _error("prompt_too_long", exc.message)
+        except UserFacingError as exc:
+            code = code_for(exc)
+            return _generation_failed() if code is None else _error(code, exc.message)
         except Exception:
-            log.exception("generation failed")
-            return _error("generation_failed", "The model failed to generate an answer; please retry.")
+            return _generation_failed()
         return GpuReply(response=response).model_dump(mode="json")
 
     async def close(self) -> None:

@@ -24,9 +24,9 @@ from deploy.gpu_service import GpuReply
 from inference.client import (
     WorkerColdStarting,
     WorkerError,
-    WorkerRejected,
     WorkerTimeout,
     WorkerUnavailable,
+    error_for,
 )
 from inference.protocol import GenerateRequest, GenerateResponse
 
@@ -116,12 +116,7 @@ def _response(reply: dict[str, Any]) -> GenerateResponse:
         return parsed.response
     if parsed.error is None:
         raise WorkerUnavailable(reason="bad_response", attempts=1)
-    code, message = parsed.error.code, parsed.error.message
-    if code == "model_loading":
-        raise WorkerColdStarting(retry_after_s=None)
-    if code in ("invalid_request", "prompt_too_long"):
-        raise WorkerRejected(status=422, code=code, detail=message)
-    raise WorkerUnavailable(reason=code, attempts=1)
+    raise error_for(parsed.error.code, parsed.error.message)  # the worker's codes, as over HTTP
 
 
 class ModalCall:

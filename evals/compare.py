@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.text import one_line
-from evals.harness import DIFFICULTY_ORDER, EvalError, ItemResult, compare, read_json, summarize
+from evals.data import EvalError, read_json
+from evals.report import DIFFICULTY_ORDER, ItemResult, compare, summarize
 
 
 @dataclass(frozen=True, kw_only=True)

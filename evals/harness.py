@@ -50,19 +50,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import re
 import sqlite3
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
@@ -76,318 +72,35 @@ from chat2sql import errors, messages
 from chat2sql.cache import InMemoryCache
 from chat2sql.ratelimit import InMemoryRateLimiter, Limit
 from chat2sql.settings import Settings
+from evals.data import (
+    GLOSSARY_FILE,
+    EvalConfig,
+    EvalError,
+    Example,
+    GlossaryItem,
+    database_path,
+    load_dataset,
+    load_glossary,
+    read_json,
+)
 from evals.metrics import (
-    McNemar,
     exact_match,
     execution_match,
-    hardness,
-    mcnemar,
     normalize_sql,
-    percentile,
 )
 from evals.replay import Recording, ReplayClient, ReplayError
+from evals.report import ItemResult, markdown, report, write_reports
 from inference.client import InferenceClient
-from inference.protocol import MAX_SAMPLES, DatabaseInfo, GenerateRequest, GenerateResponse
+from inference.protocol import DatabaseInfo, GenerateRequest, GenerateResponse
 from schemas.glossary import GlossaryUnchanged
 from schemas.registry import NAME_PATTERN, Registry
 
 # The guard appends LIMIT preview_max_rows; far above any gold result, so it never cuts one.
 EVAL_MAX_ROWS = 100_000
 EXEC_TIMEOUT_S = 30.0
-DIFFICULTY_ORDER = ("easy", "medium", "hard", "extra")
 _UNLIMITED = Limit(1_000_000.0, 1_000_000)
-_FLAGS = frozenset({"retry", "examples", "clarify", "values", "glossary", "repairs", "regroup"})
-_CONFIG_KEYS = frozenset({"name", "adapter", "prompt_format", "schema_budget", "candidates", "temperature"}) | _FLAGS
-GLOSSARY_FILE = "glossary.json"
-_TRUE, _FALSE = frozenset({"on", "true", "yes", "1"}), frozenset({"off", "false", "no", "0"})
-
-
-class EvalError(Exception):
-    """A data set or configuration the harness cannot use (the CLI prints it and exits 2)."""
-
-
-# --- data and configurations ------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class Example:
-    db_id: str
-    question: str
-    query: str
-    difficulty: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class GlossaryItem:
-    """One ``glossary.json`` entry, defined in the throw-away registry for ``glossary=on``."""
-
-    db_id: str
-    kind: str | None
-    name: str
-    definition: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class EvalConfig:
-    name: str = "default"
-    adapter: str | None = None
-    prompt_format: str = "schema"
-    schema_budget: int = 1500
-    retry: bool = True
-    examples: bool = False
-    clarify: bool = False
-    candidates: int = 0
-    temperature: float = 0.7
-    values: bool = True
-    glossary: bool = True
-    repairs: bool = True
-    regroup: bool = True
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> EvalConfig:
-        """The bot's configuration (``bot.wiring.assistant_config``), so a setting that the bot
-        reads reaches the harness the same way."""
-        from bot.wiring import assistant_config
-
-        config = assistant_config(settings)
-        return cls(
-            adapter=config.adapter,
-            prompt_format=config.prompt_format,
-            schema_budget=config.schema_budget_tokens,
-            candidates=config.candidates,
-            temperature=config.temperature,
-            values=config.value_links,
-            glossary=config.glossary,
-            repairs=config.schema_repairs,
-            regroup=config.grouping_repairs,
-        )
-
-    def updated(self, spec: str) -> EvalConfig:
-        """This configuration with the keys of ``spec`` (a file, or ``key=value,...``) changed.
-
-        >>> EvalConfig().updated("prompt_format=seed, retry=off").retry
-        False
-        >>> EvalConfig().updated("candidates=4, temperature=0.5, values=off").candidates
-        4
-        """
-        path = Path(spec)
-        values: dict[str, Any]
-        if path.suffix.lower() in (".json", ".yaml", ".yml") and "=" not in spec:
-            try:
-                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML
-            except (OSError, ValueError) as err:
-                raise EvalError(f"cannot read the configuration {spec}: {_reason(err)}") from None
-            except yaml.YAMLError as err:
-                raise EvalError(f"{spec} is not valid YAML or JSON: {one_line(str(err))}") from None
-            if not isinstance(loaded, dict):
-                raise EvalError(f"{spec}: a configuration file holds one mapping")
-            values = {"name": path.stem, **loaded}
-        else:
-            values = {}
-            for item in filter(None, (p.strip() for p in spec.split(","))):
-                key, sep, value = item.partition("=")
-                if not sep:
-                    raise EvalError(f"{spec!r}: expected key=value pairs or a .json/.yaml file")
-                values[key.strip()] = value.strip()
-            values.setdefault("name", spec)
-        unknown = {str(k) for k in values} - _CONFIG_KEYS
-        if unknown:
-            raise EvalError(f"unknown configuration keys: {', '.join(sorted(unknown))}")
-        return replace(self, **{k: _coerce(k, v) for k, v in values.items()})
-
-
-def _coerce(key: str, value: Any) -> Any:
-    if key in _FLAGS:
-        text = str(value).lower()
-        if text not in _TRUE | _FALSE:
-            raise EvalError(f"{key} must be on or off, not {value!r}")
-        return text in _TRUE
-    if key == "schema_budget":
-        return _number(key, value, int, low=1, high=None)
-    if key == "candidates":
-        return _number(key, value, int, low=0, high=MAX_SAMPLES)
-    if key == "temperature":
-        number = _number(key, value, float, low=None, high=2.0)
-        if not number > 0:
-            raise EvalError(f"temperature must be above 0 and at most 2, not {value!r}")
-        return number
-    if key == "adapter":
-        return None if value in (None, "", "none", "default") else str(value)
-    return str(value)
-
-
-def _number(key: str, value: Any, kind: type[int] | type[float], *, low: float | None, high: float | None) -> Any:
-    """``value`` as ``kind`` within [low, high], or an EvalError that says what is allowed."""
-    bounds = (
-        f"from {low} to {high}"
-        if low is not None and high is not None
-        else (f"at least {low}" if low is not None else f"at most {high}")
-    )
-    expected = f"{key} must be {'a whole number' if kind is int else 'a number'} {bounds}, not {value!r}"
-    if isinstance(value, bool):  # YAML's on/off
-        raise EvalError(expected)
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise EvalError(expected) from None
-    if kind is int and isinstance(value, float) and value != number:
-        raise EvalError(expected)
-    if number != number or (low is not None and number < low) or (high is not None and number > high):
-        raise EvalError(expected)  # NaN too
-    return number
-
-
-def _reason(err: BaseException) -> str:
-    if isinstance(err, FileNotFoundError):
-        return "no such file"
-    if isinstance(err, IsADirectoryError):
-        return "it is a folder"
-    if isinstance(err, OSError):
-        return one_line(err.strerror or str(err))
-    return one_line(str(err))
-
-
-def read_json(path: Path) -> Any:
-    """The content of a JSON file, or an EvalError that says in one line why not."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
-        raise EvalError(f"cannot read {path}: {_reason(err)}") from None
-    try:
-        return json.loads(text)
-    except ValueError as err:
-        raise EvalError(f"cannot read {path}: not valid JSON ({one_line(str(err))})") from None
-
-
-def _known_databases(folder: Path) -> set[str]:
-    """The ``db_id`` of every database ``tables.json`` describes."""
-    path = folder / "tables.json"
-    tables = read_json(path)
-    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise EvalError(f"{path}: expected a list of database descriptions")
-    known = set()
-    for index, table in enumerate(tables):
-        db_id = table.get("db_id")
-        if not isinstance(db_id, str) or not db_id.strip():
-            raise EvalError(f"{path} entry {index}: no db_id")
-        known.add(db_id)
-    return known
-
-
-def _text_field(item: dict[str, Any], key: str, where: str, *, optional: bool = False) -> str | None:
-    value = item.get(key)
-    if value is None and optional:
-        return None
-    if value is None:
-        raise EvalError(f"{where}: missing {key!r}")
-    if not isinstance(value, str) or not value.strip():
-        raise EvalError(f"{where}: {key!r} must be non-empty text")
-    return value
-
-
-def load_dataset(folder: Path, *, limit: int | None = None) -> list[Example]:
-    """The questions of ``folder`` (the first ``limit``), checked: every problem is one EvalError."""
-    if limit is not None and limit < 1:
-        raise EvalError(f"--limit must be at least 1, not {limit}")
-    if not folder.is_dir():
-        raise EvalError(f"cannot read {folder}: no such folder")
-    dev = folder / "dev.json"
-    items = read_json(dev)
-    known = _known_databases(folder)
-    if not isinstance(items, list):
-        raise EvalError(f"{dev}: expected a list of questions")
-    if not items:
-        raise EvalError(f"{dev} has no questions")
-    examples = []
-    for index, item in enumerate(items[:limit]):
-        where = f"{dev} item {index}"
-        if not isinstance(item, dict):
-            raise EvalError(f"{where}: expected an object with db_id, question and query")
-        db_id, question, query = (_text_field(item, key, where) for key in ("db_id", "question", "query"))
-        assert db_id is not None and question is not None and query is not None
-        level = item.get("difficulty") or item.get("hardness") or None
-        if level is not None and not isinstance(level, str):
-            raise EvalError(f"{where}: 'difficulty' must be text such as easy, medium, hard or extra")
-        if level is None:
-            try:
-                level = hardness(query)
-            except ValueError:
-                level = None  # gold SQL that sqlglot cannot read: counted in "all" only
-        examples.append(Example(db_id=db_id, question=question, query=query, difficulty=level))
-    for db_id in sorted({e.db_id for e in examples}):
-        if db_id not in known:
-            raise EvalError(f"{db_id} is not in {folder / 'tables.json'}")
-        if not database_path(folder, db_id).is_file():
-            raise EvalError(
-                f"{database_path(folder, db_id)} is missing (the shipped set: python -m inference.eval_samples DIR)"
-            )
-    return examples
-
-
-def load_glossary(folder: Path) -> list[GlossaryItem]:
-    """``glossary.json`` of ``folder``, checked; empty when there is none."""
-    path = folder / GLOSSARY_FILE
-    if not path.exists():
-        return []
-    entries = read_json(path)
-    if not isinstance(entries, list):
-        raise EvalError(f"{path}: expected a list of entries")
-    known = _known_databases(folder)
-    out = []
-    for index, entry in enumerate(entries):
-        where = f"{path} entry {index}"
-        if not isinstance(entry, dict):
-            raise EvalError(f"{where}: expected an object with db_id, kind, name and definition")
-        db_id, name = _text_field(entry, "db_id", where), _text_field(entry, "name", where)
-        assert db_id is not None and name is not None
-        kind = _text_field(entry, "kind", where, optional=True)
-        definition = entry.get("definition", "" if kind == "hidden" else None)
-        if not isinstance(definition, str) or (kind != "hidden" and not definition.strip()):
-            raise EvalError(f"{where}: 'definition' must be non-empty text")
-        if db_id not in known:
-            raise EvalError(f"{where}: {db_id} is not in {folder / 'tables.json'}")
-        out.append(GlossaryItem(db_id=db_id, kind=kind, name=name, definition=definition))
-    return out
-
-
-def database_path(folder: Path, db_id: str) -> Path:
-    return folder / "database" / db_id / f"{db_id}.sqlite"
-
 
 # --- running ------------------------------------------------------------------------------
-
-
-@dataclass(kw_only=True)
-class ItemResult:
-    index: int
-    db_id: str
-    difficulty: str | None
-    question: str
-    gold: str
-    sql: str | None  # the model's final SQL, before the guard
-    answer_sql: str | None  # what the user would get: the guard's normalized SQL
-    verdict: str | None
-    error_kind: str | None
-    valid: bool
-    execution_match: bool
-    exact_match: bool
-    retried: bool
-    model_calls: int
-    latency_ms: float
-    generation_ms: float
-    prompt_tokens: int
-    completion_tokens: int
-    exec_error: str | None = None
-    clarified: bool = False
-    candidates: int = 0  # distinct SQL texts (greedy and sampled) the model gave over all its calls
-    problem: str | None = None  # what the user was told instead of an answer
-    attempts: list[list[str]] = field(default_factory=list)  # per model call: greedy, then samples
-
-    @classmethod
-    def from_json(cls, item: dict[str, Any]) -> ItemResult:
-        """An item of a saved report (``report``'s JSON), older ones too; unknown keys are ignored."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in item.items() if k in known})
 
 
 class _Recorder:
@@ -712,158 +425,6 @@ def _progress_line(config: EvalConfig, r: ItemResult, total: int) -> str:
     mark = "EX" if r.execution_match else ("ok" if r.valid else (r.verdict or r.error_kind or "error"))
     line = f"[{config.name} {r.index + 1}/{total}] {mark:<14} {r.latency_ms / 1000:6.1f} s  {r.question[:60]}"
     return line if r.problem is None else f"{line}\n    {r.problem[:300]}"
-
-
-# --- summaries and reports -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class Summary:
-    n: int
-    execution_accuracy: float
-    exact_match: float
-    valid_sql_rate: float
-    retry_rate: float
-    clarification_rate: float
-    no_answer_rate: float  # the user got no SQL: an error or a clarifying question
-    latency_p50_ms: float | None
-    latency_p99_ms: float | None
-    mean_prompt_tokens: float
-    mean_completion_tokens: float
-    mean_candidates: float = 0.0  # distinct SQL texts the model gave per question
-    verdicts: dict[str, int] = field(default_factory=dict)
-
-
-def summarize(results: Sequence[ItemResult]) -> Summary:
-    n = len(results)
-
-    def share(flag: Callable[[ItemResult], bool]) -> float:
-        return round(sum(1 for r in results if flag(r)) / n, 4) if n else 0.0
-
-    latencies = [r.latency_ms for r in results]
-    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
-    return Summary(
-        n=n,
-        execution_accuracy=share(lambda r: r.execution_match),
-        exact_match=share(lambda r: r.exact_match),
-        valid_sql_rate=share(lambda r: r.valid),
-        retry_rate=share(lambda r: r.retried),
-        clarification_rate=share(lambda r: r.clarified),
-        no_answer_rate=share(lambda r: r.answer_sql is None),
-        latency_p50_ms=None if p50 is None else round(p50, 1),
-        latency_p99_ms=None if p99 is None else round(p99, 1),
-        mean_prompt_tokens=round(sum(r.prompt_tokens for r in results) / n, 1) if n else 0.0,
-        mean_completion_tokens=round(sum(r.completion_tokens for r in results) / n, 1) if n else 0.0,
-        mean_candidates=round(sum(r.candidates for r in results) / n, 2) if n else 0.0,
-        verdicts=dict(Counter(r.verdict or r.error_kind or "none" for r in results).most_common()),
-    )
-
-
-def by_difficulty(results: Sequence[ItemResult]) -> dict[str, Summary]:
-    """``all`` first, then each difficulty the data has, easiest first."""
-    levels = sorted(
-        {r.difficulty for r in results if r.difficulty},
-        key=lambda d: (DIFFICULTY_ORDER.index(d) if d in DIFFICULTY_ORDER else len(DIFFICULTY_ORDER), d),
-    )
-    return {"all": summarize(results), **{d: summarize([r for r in results if r.difficulty == d]) for d in levels}}
-
-
-def compare(a: Sequence[ItemResult], b: Sequence[ItemResult]) -> McNemar:
-    """McNemar's test on execution accuracy over the same questions, paired by index."""
-    if [r.index for r in a] != [r.index for r in b]:
-        raise ValueError("the two runs must cover the same questions")
-    only_a = sum(1 for x, y in zip(a, b, strict=True) if x.execution_match and not y.execution_match)
-    only_b = sum(1 for x, y in zip(a, b, strict=True) if y.execution_match and not x.execution_match)
-    return mcnemar(only_a, only_b)
-
-
-def report(
-    *, data: Path, configs: Sequence[EvalConfig], runs: Sequence[Sequence[ItemResult]], elapsed_s: float
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "data": str(data),
-        "questions": len(runs[0]) if runs else 0,
-        "elapsed_s": round(elapsed_s, 1),
-        "runs": [
-            {
-                "config": asdict(config),
-                "summary": {k: asdict(v) for k, v in by_difficulty(results).items()},
-                "items": [asdict(r) for r in results],
-            }
-            for config, results in zip(configs, runs, strict=True)
-        ],
-    }
-    if len(runs) == 2:
-        out["comparison"] = {
-            "a": configs[0].name,
-            "b": configs[1].name,
-            "execution_accuracy_difference": round(
-                summarize(runs[1]).execution_accuracy - summarize(runs[0]).execution_accuracy, 4
-            ),
-            "mcnemar": compare(runs[0], runs[1]).to_json(),
-        }
-    return out
-
-
-def markdown(result: dict[str, Any]) -> str:
-    lines = [f"Evaluation of `{result['data']}`: {result['questions']} questions, {result['elapsed_s']} s.", ""]
-    for run in result["runs"]:
-        config = run["config"]
-        lines += [
-            f"**{config['name']}**: adapter `{config['adapter'] or 'base'}`, prompt `{config['prompt_format']}`, "
-            f"schema budget {config['schema_budget']} tokens, retry {'on' if config['retry'] else 'off'}, "
-            f"examples {_on(config.get('examples'))}, clarify {_on(config.get('clarify'))}, "
-            f"candidates {config.get('candidates', 0)} (temperature {config.get('temperature', 0.7)}), "
-            f"values {_on(config.get('values', True))}, glossary {_on(config.get('glossary', True))}",
-            "",
-            "| difficulty | n | exec. acc. | exact match | valid SQL | retry rate | clarified | no answer | p50 s "
-            "| p99 s | tokens in/out |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for level, s in run["summary"].items():
-            lines.append(
-                f"| {level} | {s['n']} | {_pct(s['execution_accuracy'])} | {_pct(s['exact_match'])} "
-                f"| {_pct(s['valid_sql_rate'])} | {_pct(s['retry_rate'])} | {_pct(s.get('clarification_rate', 0.0))} "
-                f"| {_pct(s.get('no_answer_rate'))} | {_secs(s['latency_p50_ms'])} "
-                f"| {_secs(s['latency_p99_ms'])} | {s['mean_prompt_tokens']:.0f}/{s['mean_completion_tokens']:.0f} |"
-            )
-        verdicts = ", ".join(f"{k} {v}" for k, v in run["summary"]["all"]["verdicts"].items())
-        lines += ["", f"Final verdicts: {verdicts}.", ""]
-    if "schema_recall" in result:
-        lines += ["Gold tables kept by the budgeted schema:", ""]
-        lines += ["| budget (tokens) | table recall | questions with all tables |", "|---:|---:|---:|"]
-        for budget, r in result["schema_recall"].items():
-            lines.append(f"| {budget} | {_pct(r['table_recall'] or 0)} | {_pct(r['questions_complete'] or 0)} |")
-        lines.append("")
-    if "comparison" in result:
-        c, m = result["comparison"], result["comparison"]["mcnemar"]
-        lines.append(
-            f"**{c['b']} vs {c['a']}**: execution accuracy {c['execution_accuracy_difference'] * 100:+.1f} points; "
-            f"McNemar ({m['method']}): only {c['a']} right {m['only_a']}, only {c['b']} right {m['only_b']}, "
-            f"statistic {m['statistic']:.3f}, p = {m['p_value']:.4f}."
-        )
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{x * 100:.1f}%"
-
-
-def _on(flag: object) -> str:
-    return "on" if flag else "off"
-
-
-def _secs(ms: float | None) -> str:
-    return "–" if ms is None else f"{ms / 1000:.2f}"
-
-
-def write_reports(result: dict[str, Any], out: Path) -> Path:
-    """JSON to ``out``, Markdown to ``out`` with the suffix ``.md``; returns the Markdown path."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=str) + "\n", encoding="utf-8")
-    md = out.with_suffix(".md") if out.suffix != ".md" else out.with_name(out.name + ".md")
-    md.write_text(markdown(result), encoding="utf-8")
-    return md
 
 
 # --- command line -----------------------------------------------------------------------------

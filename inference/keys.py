@@ -32,9 +32,9 @@ from sqlalchemy import DateTime, Engine, String, Text, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from chat2sql import db, messages
 from chat2sql.db import Base, upgrade
 from chat2sql.errors import UserFacingError
-from chat2sql import db, messages
 from chat2sql.messages import registry_unusable
 from chat2sql.ratelimit import TIERS, RateLimiter, RateLimiterUnavailable
 from chat2sql.redact import error_line

@@ -8,14 +8,12 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from bot.core.access import Admins
-from bot.core.assistant import Assistant, AssistantConfig
+from bot.core.assistant import Assistant
 from bot.state import assistant_over
 from bot.store import BotStore, Where
 from chat2sql import messages
@@ -23,89 +21,17 @@ from chat2sql.cache import InMemoryCache, RedisCache, ResponseCache
 from chat2sql.ratelimit import InMemoryRateLimiter, Limit, RateLimiter, RedisRateLimiter
 from chat2sql.settings import Settings
 from inference.client import (
-    InferenceClient,
     WorkerColdStarting,
     WorkerOverloaded,
     WorkerTimeout,
     WorkerUnavailable,
 )
 from inference.prompts import prompt_for
-from inference.protocol import GenerateRequest, GenerateResponse
 from schemas.registry import Registry
 from schemas.render import approx_tokens, render_schema
-from tests.conftest import with_password
-
-ALICE = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-alice")
-ADMIN = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-admin")
-BOB = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-bob")
-OTHER_WS = Where(platform="slack", workspace="T2", channel="C-x", user_id="U-bob")
-
-
-class ScriptedClient:
-    """An instant engine: answers come from a script (a list or a function of the request)."""
-
-    def __init__(self, answers: list[str | Exception] | Callable[[GenerateRequest], str]) -> None:
-        self.answers = answers
-        self.requests: list[GenerateRequest] = []
-
-    async def generate(self, request: GenerateRequest) -> GenerateResponse:
-        self.requests.append(request)
-        if callable(self.answers):
-            sql = self.answers(request)
-        else:
-            item = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-            if isinstance(item, Exception):
-                raise item
-            sql = item
-        return GenerateResponse(
-            sql=sql,
-            raw_output=sql,
-            adapter=None,
-            prompt_format="schema@1",
-            prompt_tokens=10,
-            completion_tokens=5,
-            latency_ms=1.0,
-            queue_ms=0.0,
-            cold_start=False,
-        )
-
-    async def close(self) -> None:
-        pass
-
-
-def _config(**overrides: object) -> AssistantConfig:
-    base: dict[str, object] = {"user_limit": Limit(600, 100), "workspace_limit": Limit(6000, 1000)}
-    base.update(overrides)
-    return AssistantConfig(**base)  # type: ignore[arg-type]
-
-
-def _assistant(
-    settings: Settings,
-    client: InferenceClient,
-    *,
-    limiter: RateLimiter | None = None,
-    cache: ResponseCache | None = None,
-    **config: object,
-) -> Assistant:
-    return assistant_over(
-        registry=Registry.open(settings),
-        store=BotStore.open(settings),
-        client=client,
-        limiter=limiter or InMemoryRateLimiter(),
-        cache=cache or InMemoryCache(),
-        admins=Admins.parse("slack:U-admin,console:*"),
-        config=_config(**config),
-    )
-
-
-@pytest_asyncio.fixture
-async def bot(settings: Settings, sqlite_url: str) -> AsyncIterator[Assistant]:
-    client = ScriptedClient(["SELECT name FROM employees ORDER BY id"])
-    assistant = _assistant(settings, client)
-    reply = await assistant.handle(f"admin register hr {sqlite_url} People data", ADMIN)
-    assert reply.kind == "text" and "5 tables" in reply.text, reply.text
-    yield assistant
-    await assistant.close()
+from tests.support.assistant import ADMIN, ALICE, BOB, OTHER_WS, assistant_config, make_assistant
+from tests.support.clients import ScriptedClient
+from tests.support.databases import with_password
 
 
 def _last_audit(assistant: Assistant) -> dict[str, object]:
@@ -183,7 +109,7 @@ async def test_admin_commands_never_echo_passwords(bot: Assistant, pg_url: str) 
 @pytest.mark.asyncio
 async def test_retry_shows_the_model_its_error(settings: Settings, sqlite_url: str) -> None:
     client = ScriptedClient(["SELECT headcount FROM departments", "SELECT name, budget FROM departments ORDER BY id"])
-    bot = _assistant(settings, client)
+    bot = make_assistant(settings, client)
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     reply = await bot.handle("department budgets?", ALICE)
     assert reply.kind == "answer" and "budget" in reply.answer.sql  # type: ignore[union-attr]
@@ -196,7 +122,7 @@ async def test_retry_shows_the_model_its_error(settings: Settings, sqlite_url: s
 @pytest.mark.asyncio
 async def test_retry_on_database_error(settings: Settings, sqlite_url: str) -> None:
     client = ScriptedClient(["SELECT no_such_function(name) FROM employees", "SELECT name FROM employees"])
-    bot = _assistant(settings, client)
+    bot = make_assistant(settings, client)
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     reply = await bot.handle("names?", ALICE)
     assert reply.kind == "answer" and len(client.requests) == 2
@@ -220,7 +146,7 @@ def _wide_sqlite(path: Path) -> str:
 async def test_every_question_on_a_database_gets_the_same_schema_text(settings: Settings, sqlite_url: str) -> None:
     """The prompt prefix the engine caches per database (system prompt, schema) is the same."""
     client = ScriptedClient(["SELECT name FROM employees"])
-    bot = _assistant(settings, client)
+    bot = make_assistant(settings, client)
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     for question in ("who works here?", "department budgets?", "average salary by department"):
         assert (await bot.handle(question, ALICE)).kind == "answer"
@@ -232,7 +158,7 @@ async def test_every_question_on_a_database_gets_the_same_schema_text(settings: 
 @pytest.mark.asyncio
 async def test_a_retry_prompt_extends_the_first_one(settings: Settings, tmp_path: Path) -> None:
     client = ScriptedClient(["SELECT nonexistent FROM staff", "SELECT name FROM staff"])
-    bot = _assistant(settings, client)
+    bot = make_assistant(settings, client)
     await bot.handle(f"admin register wide {_wide_sqlite(tmp_path / 'wide.db')}", ADMIN)
     assert (await bot.handle("average salary of staff by team", ALICE)).kind == "answer"
     first, retry = client.requests
@@ -250,7 +176,7 @@ async def test_the_bot_keeps_the_relevant_tables_that_fit_the_workers_limit(
     order: so the bot picks the relevant tables that fit beside the rest of the prompt (here a
     retry), and the worker's cut has nothing to drop."""
     client = ScriptedClient(["SELECT nonexistent FROM staff", "SELECT name FROM staff"])
-    bot = _assistant(settings, client, max_input_tokens=limit)
+    bot = make_assistant(settings, client, max_input_tokens=limit)
     await bot.handle(f"admin register wide {_wide_sqlite(tmp_path / 'wide.db')}", ADMIN)
     assert (await bot.handle("average salary of staff by team", ALICE)).kind == "answer"
     order = [t.name for t in bot.registry.get("wide").schema.tables]
@@ -265,7 +191,7 @@ async def test_the_bot_keeps_the_relevant_tables_that_fit_the_workers_limit(
 
 @pytest.mark.asyncio
 async def test_guard_rejection_after_the_retry(settings: Settings, sqlite_url: str) -> None:
-    bot = _assistant(settings, ScriptedClient(["DELETE FROM employees"]))
+    bot = make_assistant(settings, ScriptedClient(["DELETE FROM employees"]))
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     reply = await bot.handle("remove everyone", ALICE)
     assert reply.kind == "error" and "safe, valid query" in reply.text and "read_only" in reply.text
@@ -287,7 +213,7 @@ async def test_guard_rejection_after_the_retry(settings: Settings, sqlite_url: s
 async def test_worker_failures_have_messages(
     settings: Settings, sqlite_url: str, error: Exception, needle: str
 ) -> None:
-    bot = _assistant(settings, ScriptedClient([error]), warmup_wait_s=0)
+    bot = make_assistant(settings, ScriptedClient([error]), warmup_wait_s=0)
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     reply = await bot.handle("anything", ALICE)
     assert reply.kind == "error" and reply.text and needle in reply.text.lower()
@@ -300,7 +226,7 @@ async def test_worker_failures_have_messages(
 async def test_a_cold_worker_is_waited_for_after_one_notice(settings: Settings, sqlite_url: str) -> None:
     cold = WorkerColdStarting(retry_after_s=0.01)
     client = ScriptedClient([cold, cold, cold, "SELECT name FROM employees"])
-    bot = _assistant(settings, client, warmup_wait_s=30)
+    bot = make_assistant(settings, client, warmup_wait_s=30)
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     notices: list[str] = []
 
@@ -311,7 +237,7 @@ async def test_a_cold_worker_is_waited_for_after_one_notice(settings: Settings, 
     assert reply.kind == "answer" and len(client.requests) == 4
     assert len(notices) == 1 and "warming up" in notices[0]
     # A worker that never comes up: the wait ends, and the reply says so.
-    never = _assistant(settings, ScriptedClient([cold]), warmup_wait_s=0.1)
+    never = make_assistant(settings, ScriptedClient([cold]), warmup_wait_s=0.1)
     reply = await never.handle("who works here?", ALICE, notify=notify)
     assert reply.kind == "error" and "warming up" in reply.text and len(notices) == 2
     await never.close()
@@ -321,7 +247,7 @@ async def test_a_cold_worker_is_waited_for_after_one_notice(settings: Settings, 
 @pytest.mark.asyncio
 async def test_follow_up_in_a_thread_keeps_database_and_context(settings: Settings, sqlite_url: str) -> None:
     client = ScriptedClient(["SELECT name FROM employees", "SELECT name FROM employees WHERE id < 3"])
-    bot = _assistant(settings, client)
+    bot = make_assistant(settings, client)
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     await bot.handle(f"admin register hr2 {sqlite_url}", ADMIN)
     thread = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-alice", thread="1.0")
@@ -348,7 +274,7 @@ async def test_invalid_questions(bot: Assistant, question: str) -> None:
 @pytest.mark.asyncio
 async def test_preview_timeout_message(settings: Settings, sqlite_url: str) -> None:
     slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
-    bot = _assistant(settings, ScriptedClient([slow]), preview_timeout_s=0.5)
+    bot = make_assistant(settings, ScriptedClient([slow]), preview_timeout_s=0.5)
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     reply = await bot.handle("count forever", ALICE)
     assert reply.kind == "answer"
@@ -364,7 +290,7 @@ async def test_a_stuck_preview_does_not_hold_up_other_questions(settings: Settin
     slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
     answers = {"count forever": slow, "who works here?": "SELECT name FROM employees ORDER BY id"}
     client = ScriptedClient(lambda request: answers[request.question])
-    bot = _assistant(settings, client, preview_timeout_s=2.0)
+    bot = make_assistant(settings, client, preview_timeout_s=2.0)
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     first = await bot.handle("count forever", ALICE)
     assert first.answer is not None
@@ -383,7 +309,7 @@ async def test_a_stuck_preview_does_not_hold_up_other_questions(settings: Settin
 
 async def _cache_and_limits(settings: Settings, sqlite_url: str, limiter: RateLimiter, cache: ResponseCache) -> None:
     client = ScriptedClient(["SELECT name FROM employees"])
-    bot = _assistant(settings, client, limiter=limiter, cache=cache, user_limit=Limit(60, 3))
+    bot = make_assistant(settings, client, limiter=limiter, cache=cache, user_limit=Limit(60, 3))
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     first = await bot.handle("Who works here?", ALICE)
     second = await bot.handle("who   works here", ALICE)
@@ -449,7 +375,7 @@ async def test_tiny_model_end_to_end(settings: Settings, sqlite_url: str, tiny_m
         limiter=InMemoryRateLimiter(),
         cache=InMemoryCache(),
         admins=Admins.parse("slack:U-admin"),
-        config=_config(),
+        config=assistant_config(),
     )
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     reply = await bot.handle("how many employees?", ALICE)
@@ -473,7 +399,7 @@ async def test_unreachable_database_is_a_clear_message(settings: Settings, tmp_p
     path = tmp_path / "gone.db"
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE t (a INTEGER)")
-    bot = _assistant(settings, ScriptedClient(["SELECT a FROM t"]))
+    bot = make_assistant(settings, ScriptedClient(["SELECT a FROM t"]))
     await bot.handle(f"admin register gone sqlite:///{path}", ADMIN)
     reply = await bot.handle("[db:gone] values?", ALICE)
     assert reply.kind == "answer" and reply.answer is not None
@@ -492,7 +418,7 @@ async def test_unreachable_database_is_a_clear_message(settings: Settings, tmp_p
 async def test_progress_hears_each_step_in_order(settings: Settings, sqlite_url: str) -> None:
     cold = WorkerColdStarting(retry_after_s=0.01)
     client = ScriptedClient([cold, cold, "SELECT nope FROM employees", "SELECT name FROM employees"])
-    bot = _assistant(settings, client, warmup_wait_s=30)
+    bot = make_assistant(settings, client, warmup_wait_s=30)
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     steps: list[str] = []
 
@@ -515,7 +441,7 @@ async def test_progress_hears_each_step_in_order(settings: Settings, sqlite_url:
 @pytest.mark.asyncio
 async def test_a_preferred_database_comes_after_named_and_follow_up(settings: Settings, sqlite_url: str) -> None:
     client = ScriptedClient(["SELECT name FROM employees"] * 5)
-    bot = _assistant(settings, client)
+    bot = make_assistant(settings, client)
     for name in ("hr", "hr2"):
         await bot.handle(f"admin register {name} {sqlite_url}", ADMIN)
     thread = Where(platform="slack", workspace="T1", channel="D-alice", user_id="U-alice", thread="1.1")
@@ -543,7 +469,7 @@ async def test_a_preferred_database_comes_after_named_and_follow_up(settings: Se
 @pytest.mark.asyncio
 async def test_suggested_prompts_are_the_users_own_or_an_admins(settings: Settings, sqlite_url: str) -> None:
     client = ScriptedClient(["SELECT name FROM employees"] * 4)
-    bot = _assistant(settings, client)
+    bot = make_assistant(settings, client)
     for name in ("hr", "hr2"):
         await bot.handle(f"admin register {name} {sqlite_url}", ADMIN)
     schema_hash = bot.registry.get("hr").schema_hash

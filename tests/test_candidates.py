@@ -8,73 +8,18 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import pytest_asyncio
 
-from bot.core.access import Admins
-from bot.core.assistant import Assistant, AssistantConfig
+from bot.core.assistant import Assistant
 from bot.core.candidates import Candidate, choose, distinct, repair_error, result_key
-from bot.state import assistant_over
-from bot.store import BotStore, Where
-from chat2sql.cache import InMemoryCache
-from chat2sql.ratelimit import InMemoryRateLimiter, Limit
 from chat2sql.settings import Settings
-from inference.protocol import GenerateRequest, GenerateResponse
+from inference.protocol import GenerateRequest
 from schemas.model import Column, DatabaseSchema, Table
-from schemas.registry import Registry
-
-ADMIN = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-admin")
+from tests.support.assistant import ADMIN, registered_assistant
+from tests.support.clients import SampledClient
 
 WRONG = "SELECT name FROM employees WHERE id = 1"  # valid, runs, answers something else
 FAILING = "SELECT nickname FROM employees"  # the guard rejects it: no such column
 RIGHT = "SELECT name FROM employees WHERE salary > 100000 AND id > 1"
 RIGHT_TOO = "SELECT e.name FROM employees AS e WHERE e.id = 2"  # other text, the same rows
-
-
-class SampledClient:
-    """A scripted engine that answers with a greedy SQL and sampled ones per call."""
-
-    def __init__(self, script: Callable[[GenerateRequest], list[str]]) -> None:
-        self.script = script
-        self.requests: list[GenerateRequest] = []
-
-    async def generate(self, request: GenerateRequest) -> GenerateResponse:
-        self.requests.append(request)
-        sqls = self.script(request)
-        return GenerateResponse(
-            sql=sqls[0],
-            candidates=sqls[1 : 1 + request.samples],
-            raw_output=sqls[0],
-            adapter=None,
-            prompt_format="schema@1",
-            prompt_tokens=10,
-            completion_tokens=5 * (1 + request.samples),
-            latency_ms=1.0,
-            queue_ms=0.0,
-            cold_start=False,
-        )
-
-    async def close(self) -> None:
-        pass
-
-
-async def registered_assistant(
-    settings: Settings, sqlite_url: str, client: SampledClient, **config: object
-) -> Assistant:
-    """An assistant on the scripted client with the sample database registered as ``hr``."""
-    assistant = assistant_over(
-        registry=Registry.open(settings),
-        store=BotStore.open(settings),
-        client=client,
-        limiter=InMemoryRateLimiter(),
-        cache=InMemoryCache(),
-        admins=Admins.parse("slack:U-admin"),
-        config=AssistantConfig(
-            user_limit=Limit(600, 100),
-            workspace_limit=Limit(6000, 1000),
-            **{"cache_ttl_s": 0, **config},  # type: ignore[arg-type]
-        ),
-    )
-    reply = await assistant.handle(f"admin register hr {sqlite_url}", ADMIN)
-    assert reply.kind == "text", reply.text
-    return assistant
 
 
 @pytest_asyncio.fixture

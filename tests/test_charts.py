@@ -15,7 +15,8 @@ from bot.core.assistant import Assistant, PreviewReply
 from bot.core.charts import ChartSpec, chart_spec, chartable, render_png
 from chat2sql import messages
 from chat2sql.settings import Settings
-from tests.test_bot_core import ALICE, ScriptedClient, _assistant
+from tests.support.assistant import ALICE, make_assistant
+from tests.support.clients import ScriptedClient
 
 
 def _preview(columns: tuple[str, ...], rows: list[tuple[object, ...]], *, truncated: bool = False) -> PreviewReply:
@@ -145,7 +146,7 @@ def test_a_dense_chart_steps_down_to_fit_a_budget_or_gives_up() -> None:
 @pytest.mark.asyncio
 async def test_chart_of_an_answer(settings: Settings, sqlite_url: str) -> None:
     sql = "SELECT d.name, SUM(e.salary) AS payroll FROM employees e JOIN departments d ON e.department_id = d.id GROUP BY d.name ORDER BY payroll DESC"
-    bot: Assistant = _assistant(settings, ScriptedClient([sql, "SELECT name FROM employees"]))
+    bot: Assistant = make_assistant(settings, ScriptedClient([sql, "SELECT name FROM employees"]))
     bot.registry.add("hr", sqlite_url, registered_by="t")
     reply = await bot.ask("payroll per department?", ALICE)
     assert reply.answer is not None

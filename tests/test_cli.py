@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import with_password
+from tests.support.cli import Cli
+from tests.support.databases import with_password
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class Cli:
-    def __init__(self, data_dir: Path) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT2SQL_")}
-        self.env["CHAT2SQL_DATA_DIR"] = str(data_dir)
-
-    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "schemas", *args],
-            cwd=ROOT,
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
 
 
 @pytest.fixture

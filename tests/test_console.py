@@ -12,34 +12,15 @@ from pathlib import Path
 import pytest
 
 from bot.console import ask, chat
-from bot.core.access import Admins
-from bot.core.assistant import Assistant, AssistantConfig
-from bot.state import assistant_over
-from bot.store import BotStore
-from chat2sql.cache import InMemoryCache
-from chat2sql.ratelimit import InMemoryRateLimiter, Limit
 from chat2sql.settings import Settings
-from schemas.registry import Registry
-from tests.test_bot_core import ScriptedClient
+from tests.support.assistant import console_assistant
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _assistant(settings: Settings, answers: list[str | Exception]) -> Assistant:
-    return assistant_over(
-        registry=Registry.open(settings),
-        store=BotStore.open(settings),
-        client=ScriptedClient(answers),
-        limiter=InMemoryRateLimiter(),
-        cache=InMemoryCache(),
-        admins=Admins.parse("console:*"),
-        config=AssistantConfig(user_limit=Limit(600, 100), workspace_limit=Limit(600, 100)),
-    )
-
-
 @pytest.mark.asyncio
 async def test_ask_json_with_preview(settings: Settings, sqlite_url: str) -> None:
-    bot = _assistant(settings, ["SELECT name FROM departments ORDER BY id"])
+    bot = console_assistant(settings, ["SELECT name FROM departments ORDER BY id"])
     bot.registry.add("hr", sqlite_url, registered_by="t")
     out = io.StringIO()
     assert await ask(bot, "departments?", database="hr", run=True, as_json=True, out=out) == 0
@@ -55,7 +36,7 @@ async def test_ask_json_with_preview(settings: Settings, sqlite_url: str) -> Non
 
 @pytest.mark.asyncio
 async def test_chat_session(settings: Settings, sqlite_url: str) -> None:
-    bot = _assistant(settings, ["SELECT name FROM departments ORDER BY id"])
+    bot = console_assistant(settings, ["SELECT name FROM departments ORDER BY id"])
     script = (
         "\n".join(
             [
@@ -129,7 +110,7 @@ def test_demo_answers_the_seed_questions(tmp_path: Path, embedded_model: Path) -
 @pytest.mark.asyncio
 async def test_chat_explain_chart_and_choices(settings: Settings, sqlite_url: str, tmp_path: Path) -> None:
     payroll = "SELECT d.name, SUM(e.salary) AS payroll FROM employees e JOIN departments d ON e.department_id = d.id GROUP BY d.name"
-    bot = _assistant(settings, [payroll])
+    bot = console_assistant(settings, [payroll])
     bot.registry.add("hr", sqlite_url, registered_by="t")
     bot.registry.add("shop", sqlite_url, registered_by="t")
     script = "\n".join(["explain", "payroll per department?", "2", "explain", "chart", "quit"]) + "\n"

@@ -21,8 +21,8 @@ from inference.engine import Engine
 from inference.local import LocalInferenceClient
 from inference.protocol import DatabaseInfo, GenerateRequest, GenerateResponse
 from inference.service import Worker, WorkerOptions
-from tests.test_bot_core import ScriptedClient
-from tests.test_console import _assistant
+from tests.support.assistant import console_assistant
+from tests.support.clients import ScriptedClient
 
 SQL = "SELECT name FROM departments ORDER BY id"
 
@@ -74,7 +74,7 @@ class OrderedClient(ScriptedClient):
 
 @pytest.mark.asyncio
 async def test_ask_with_no_database_says_how_to_get_one_and_loads_nothing(settings: Settings) -> None:
-    bot = _assistant(settings, [SQL])
+    bot = console_assistant(settings, [SQL])
     starter = Starter(bot)
     for database in (None, "sales"):
         out = io.StringIO()
@@ -100,7 +100,7 @@ def test_the_console_text_names_the_commands_that_exist() -> None:
 async def test_chat_says_so_at_start_and_loads_the_model_once_a_database_is_registered(
     settings: Settings, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bot = _assistant(settings, [SQL])
+    bot = console_assistant(settings, [SQL])
     starter = Starter(bot)
     script = "\n".join(["databases", "how many?", f"admin register hr {sqlite_url}", "departments?", "quit"]) + "\n"
     out = io.StringIO()
@@ -161,7 +161,7 @@ async def test_the_local_model_loads_in_the_background_and_the_first_question_jo
 
 @pytest.mark.asyncio
 async def test_console_start_waits_for_a_running_loop_and_a_database(settings: Settings, sqlite_url: str) -> None:
-    bot = _assistant(settings, [SQL])
+    bot = console_assistant(settings, [SQL])
     starter = Starter(bot)
     note = io.StringIO()
     assert await start_model_when_useful(bot, starter, note=note) is starter and starter.seen == []

@@ -14,8 +14,8 @@ from schemas.introspect import introspect_url
 from schemas.model import DatabaseSchema
 from schemas.preview import ReadOnlyRunner, run_checked
 from schemas.render import rank_tables
-from tests.conftest import PG_ADMIN, pg_create_database, pg_drop_database
-from tests.defog import (
+from tests.support.databases import PG_ADMIN, pg_create_database, pg_drop_database
+from tests.support.defog import (
     DEFOG_DATABASES,
     column_descriptions,
     dump_columns,

@@ -99,8 +99,7 @@ def test_stops_on_both_stop_tokens(engine: Engine) -> None:
 
 
 def test_nf4_on_cpu(tiny_model: Path) -> None:
-    """The seed's 4-bit NF4 path (bitsandbytes runs it on CPU too)."""
-    pytest.importorskip("bitsandbytes")
+    """The seed's 4-bit NF4 path (bitsandbytes, pinned in requirements.txt, runs it on CPU too)."""
     nf4 = Engine.load(EngineConfig(model_path=tiny_model, device="cpu", quantization="nf4"))
     [completion] = nf4.generate(PROMPTS[:1], adapters=[None], max_new_tokens=4)
     assert completion.completion_tokens > 0

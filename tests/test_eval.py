@@ -10,25 +10,14 @@ import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from evals.harness import (
-    EvalConfig,
-    EvalError,
-    Example,
-    ItemResult,
-    by_difficulty,
-    compare,
-    database_path,
-    evaluate,
-    load_dataset,
-    main,
-    markdown,
-    report,
-    write_reports,
-)
+from evals.data import EvalConfig, EvalError, Example, database_path, load_dataset
+from evals.harness import evaluate, main
 from evals.metrics import exact_match, execution_match, hardness, mcnemar, normalize_sql, percentile
+from evals.report import ItemResult, by_difficulty, compare, markdown, report, write_reports
 from evals.samples import SHIPPED, build, write_tables
 from inference.protocol import GenerateRequest, GenerateResponse
 
@@ -600,17 +589,17 @@ def test_new_configuration_keys(tmp_path: Path) -> None:
 def test_configuration_reaches_the_assistant_and_the_report(
     shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import evals.harness
+    import bot.state
     from bot.core.assistant import Assistant, AssistantConfig
 
     seen: list[AssistantConfig] = []
 
     class Watched(Assistant):
-        def __init__(self, **kwargs: object) -> None:
-            super().__init__(**kwargs)  # type: ignore[arg-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
             seen.append(self.config)
 
-    monkeypatch.setattr(evals.harness, "Assistant", Watched)
+    monkeypatch.setattr(bot.state, "Assistant", Watched)  # what the harness's assistant_over builds
     sampled = EvalConfig(name="sampled", candidates=3, temperature=0.4, values=False, glossary=False)
     (a, b), _ = _run(shop, EvalConfig(), sampled)
     assert [(c.candidates, c.temperature, c.value_links, c.glossary) for c in seen] == [
@@ -670,7 +659,8 @@ class _FakeGlossary:
 
 
 def test_glossary_entries_are_defined_by_the_harness() -> None:
-    from evals.harness import GlossaryItem, define_glossary
+    from evals.data import GlossaryItem
+    from evals.harness import define_glossary
 
     class Fake:
         glossary = _FakeGlossary()

@@ -12,8 +12,9 @@ from bot.core.examples import select, similarity
 from bot.core.types import VerifiedExample, Where
 from chat2sql.settings import Settings
 from inference.prompts import build_prompt
-from tests.conftest import make_sqlite, sample_script
-from tests.test_bot_core import ADMIN, ALICE, ScriptedClient, _assistant
+from tests.support.assistant import ADMIN, ALICE, make_assistant
+from tests.support.clients import ScriptedClient
+from tests.support.databases import make_sqlite, sample_script
 
 GOOD = "SELECT name FROM employees ORDER BY id"
 
@@ -21,7 +22,7 @@ GOOD = "SELECT name FROM employees ORDER BY id"
 async def _bot(settings: Settings, sqlite_url: str, answers: list[str | Exception] | None = None, **config: object):
     client = ScriptedClient(answers or [GOOD])
     config.setdefault("examples_min_similarity", 0.3)  # the mechanics; the default threshold has its own test
-    bot = _assistant(settings, client, cache_ttl_s=0, **config)
+    bot = make_assistant(settings, client, cache_ttl_s=0, **config)
     reply = await bot.handle(f"admin register hr {sqlite_url} People", ADMIN)
     assert reply.kind == "text", reply.text
     return bot, client

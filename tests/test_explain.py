@@ -8,7 +8,7 @@ import pytest
 from bot.core.assistant import Assistant
 from bot.core.explain import explain_sql
 from chat2sql import messages
-from tests.test_bot_core import ADMIN, ALICE, OTHER_WS, bot  # noqa: F401  (the ``bot`` fixture)
+from tests.support.assistant import ADMIN, ALICE, OTHER_WS
 
 # (dialect, SQL, phrases the explanation must contain, in this order)
 CASES = [
@@ -140,7 +140,7 @@ def test_very_long_queries_are_cut_with_a_note() -> None:
 
 
 @pytest.mark.asyncio
-async def test_explain_checks_access_like_a_preview(bot: Assistant) -> None:  # noqa: F811
+async def test_explain_checks_access_like_a_preview(bot: Assistant) -> None:
     answer = await bot.ask("who works here?", ALICE)
     assert answer.answer is not None
     reply = await bot.explain(answer.answer.audit_id, ALICE)

@@ -35,8 +35,9 @@ from schemas.glossary import (
 )
 from schemas.registry import Registry
 from schemas.render import approx_tokens, render_schema
-from tests.test_bot_core import ADMIN, ALICE, BOB, ScriptedClient, _assistant, bot  # noqa: F401  (``bot``)
-from tests.test_cli import Cli
+from tests.support.assistant import ADMIN, ALICE, BOB, make_assistant
+from tests.support.cli import Cli
+from tests.support.clients import ScriptedClient
 
 
 @pytest.fixture
@@ -265,7 +266,7 @@ def test_the_model_matches_migration_0009(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_chat_commands(bot: Assistant) -> None:  # noqa: F811
+async def test_chat_commands(bot: Assistant) -> None:
     async def say(command: str) -> str:
         reply = await bot.handle(command, ADMIN)
         return reply.text
@@ -311,14 +312,14 @@ async def test_chat_commands(bot: Assistant) -> None:  # noqa: F811
         ("admin define hr churn", "Usage"),
     ],
 )
-async def test_chat_refusals_change_nothing(bot: Assistant, command: str, needle: str) -> None:  # noqa: F811
+async def test_chat_refusals_change_nothing(bot: Assistant, command: str, needle: str) -> None:
     reply = await bot.handle(command, ADMIN)
     assert reply.kind == "error" and needle in reply.text, reply.text
     assert bot.registry.glossary.history("hr") == ()
 
 
 @pytest.mark.asyncio
-async def test_only_admins_change_or_read_the_glossary(bot: Assistant) -> None:  # noqa: F811
+async def test_only_admins_change_or_read_the_glossary(bot: Assistant) -> None:
     for command in (
         "admin define hr payroll => SUM(employees.salary)",
         "admin describe hr employees.salary => yearly",
@@ -333,7 +334,7 @@ async def test_only_admins_change_or_read_the_glossary(bot: Assistant) -> None: 
 
 @pytest.mark.asyncio
 async def test_the_explanation_lists_the_glossary_entries_used(settings: Settings, sqlite_url: str) -> None:
-    assistant = _assistant(settings, ScriptedClient(["SELECT SUM(e.salary) AS total FROM employees AS e"]))
+    assistant = make_assistant(settings, ScriptedClient(["SELECT SUM(e.salary) AS total FROM employees AS e"]))
     try:
         await assistant.handle(f"admin register hr {sqlite_url}", ADMIN)
         await assistant.handle("admin define hr payroll => SUM(employees.salary) * 1", ADMIN)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from schemas.grouping import asks_per_group, regrouped
-from tests.conftest import make_sqlite, sample_script
+from tests.support.databases import make_sqlite, sample_script
 
 
 @pytest.mark.parametrize(

@@ -34,8 +34,8 @@ from chat2sql.messages import user_message
 from schemas import guard, preview
 from schemas.introspect import introspect_url
 from schemas.preview import PreviewLimits, ReadOnlyRunner
-from tests.conftest import PG_ADMIN, my_admin
-from tests.corpus import DIALECTS, GUARD_FIXTURES, reject_corpus
+from tests.support.corpus import DIALECTS, GUARD_FIXTURES, reject_corpus
+from tests.support.databases import PG_ADMIN, my_admin
 
 URL_FIXTURE = {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "my_url"}
 OTHER_SESSION_MARKER = "c2s_other_session_7f3a"

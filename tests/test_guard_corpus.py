@@ -24,7 +24,7 @@ from schemas import guard
 from schemas.introspect import introspect_url
 from schemas.model import DatabaseSchema
 from schemas.preview import ReadOnlyRunner, _json_value
-from tests.corpus import DIALECTS, reject_corpus, valid_corpus
+from tests.support.corpus import DIALECTS, reject_corpus, valid_corpus
 
 URL_FIXTURE = {"sqlite": "sqlite_url", "postgres": "pg_url", "mysql": "my_url"}
 

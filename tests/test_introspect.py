@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from schemas.introspect import introspect_url
-from tests.conftest import my_create_database, my_drop_database, pg_create_database, pg_drop_database
+from tests.support.databases import my_create_database, my_drop_database, pg_create_database, pg_drop_database
 
 
 def test_sample_database_on_each_engine(sample_url: str) -> None:

@@ -23,7 +23,7 @@ from inference.sources import parse_source
 from inference.wiring import choose_engine, engine_loader
 from schemas.introspect import introspect_url
 from schemas.render import render_schema
-from tests.models import build_gguf_lora, embedded_gguf
+from tests.support.models import build_gguf_lora, embedded_gguf
 
 
 @pytest.fixture(scope="module")

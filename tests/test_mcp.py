@@ -30,7 +30,7 @@ from chat2sql.settings import Settings
 from inference.keys import KeyStore
 from schemas import guard
 from schemas.registry import Registry
-from tests.test_candidates import SampledClient
+from tests.support.clients import SampledClient
 
 SQL = "SELECT name FROM employees WHERE salary > 100000"
 

@@ -28,7 +28,8 @@ from chat2sql.log import JsonFormatter
 from chat2sql.ratelimit import Limit
 from chat2sql.settings import Settings
 from chat2sql.tracing import LangfuseTracer, NoopTracer, make_tracer
-from tests.test_bot_core import ADMIN, ALICE, ScriptedClient, _assistant
+from tests.support.assistant import ADMIN, ALICE, make_assistant
+from tests.support.clients import ScriptedClient
 
 GOOD = "SELECT name FROM employees ORDER BY id"
 BAD = "SELECT headcount FROM departments"  # unknown column: the guard refuses, one retry follows
@@ -56,7 +57,7 @@ async def test_one_trace_per_question_with_every_step(settings: Settings, sqlite
     keyed, exporter = _langfuse(settings)
     tracer = make_tracer(keyed, span_exporter=exporter)
     assert isinstance(tracer, LangfuseTracer)
-    bot = _assistant(settings, ScriptedClient([BAD, GOOD]))
+    bot = make_assistant(settings, ScriptedClient([BAD, GOOD]))
     bot.tracer = tracer
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     reply = await bot.handle("who works here?", ALICE)
@@ -91,7 +92,7 @@ async def test_feedback_becomes_a_score_on_the_trace(settings: Settings, sqlite_
         def score(self, *, trace_id: str, name: str, value: float, comment: str | None = None) -> None:
             scores.append({"trace_id": trace_id, "name": name, "value": value, "comment": comment})
 
-    bot = _assistant(settings, ScriptedClient([GOOD]))
+    bot = make_assistant(settings, ScriptedClient([GOOD]))
     bot.tracer = Recording()
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     reply = await bot.handle("who works here?", ALICE)
@@ -134,7 +135,7 @@ async def test_a_langfuse_host_that_does_not_answer_never_slows_a_question(
 ) -> None:
     keyed, _ = _langfuse(settings, host=silent_host)
     tracer = make_tracer(keyed)  # the real OTLP exporter, pointed at the silent host
-    bot = _assistant(settings, ScriptedClient([GOOD]), cache_ttl_s=0)
+    bot = make_assistant(settings, ScriptedClient([GOOD]), cache_ttl_s=0)
     bot.tracer = tracer
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     slowest = 0.0
@@ -151,7 +152,7 @@ async def test_a_langfuse_host_that_does_not_answer_never_slows_a_question(
 
 @pytest.mark.asyncio
 async def test_core_metrics_are_served_at_metrics(settings: Settings, sqlite_url: str) -> None:
-    bot = _assistant(settings, ScriptedClient([BAD, GOOD, GOOD]), user_limit=Limit(60, 3))
+    bot = make_assistant(settings, ScriptedClient([BAD, GOOD, GOOD]), user_limit=Limit(60, 3))
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     for question in ("who works here?", "who works here?", "again?", "and again?"):
         await bot.handle(question, ALICE)
@@ -192,7 +193,7 @@ async def test_log_lines_carry_the_trace_id(settings: Settings, sqlite_url: str)
         # A notice that cannot be delivered is logged from inside the question.
         from inference.client import WorkerColdStarting
 
-        bot = _assistant(settings, ScriptedClient([WorkerColdStarting(retry_after_s=0.01), GOOD]))
+        bot = make_assistant(settings, ScriptedClient([WorkerColdStarting(retry_after_s=0.01), GOOD]))
         await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
 
         async def broken_notify(text: str) -> None:
@@ -248,7 +249,7 @@ async def test_arms_reach_the_model_the_audit_and_the_report(
 ) -> None:
     experiment = Experiment.parse(EXPERIMENT)
     client = ScriptedClient([GOOD])
-    bot = _assistant(settings, client, experiment=experiment, cache_ttl_s=0)
+    bot = make_assistant(settings, client, experiment=experiment, cache_ttl_s=0)
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     users = [Where(platform="slack", workspace="T1", channel="C-general", user_id=f"U{i}") for i in range(40)]
     for user in users:

@@ -20,8 +20,9 @@ from chat2sql.cache import InMemoryCache
 from chat2sql.ratelimit import InMemoryRateLimiter
 from chat2sql.settings import Settings
 from schemas.registry import Registry
-from tests.teams_support import serve
-from tests.test_bot_core import ScriptedClient, _config
+from tests.support.assistant import assistant_config
+from tests.support.clients import ScriptedClient
+from tests.support.teams import serve
 
 pytestmark = pytest.mark.asyncio
 
@@ -69,7 +70,7 @@ async def _context(settings: Settings, sqlite_url: str) -> ServerContext:
         limiter=InMemoryRateLimiter(),
         cache=InMemoryCache(),
         admins=Admins.parse("echo:admin"),
-        config=_config(cache_ttl_s=0),
+        config=assistant_config(cache_ttl_s=0),
     )
     admin = Where(platform="echo", workspace="w1", channel="room-1", user_id="admin")
     assert "Registered" in (await assistant.handle(f"admin register hr {sqlite_url}", admin)).text

@@ -6,7 +6,7 @@ import pytest
 
 from chat2sql.errors import PreviewFailed, PreviewTimeout
 from schemas.preview import ReadOnlyRunner
-from tests.conftest import with_password
+from tests.support.databases import with_password
 
 SLOW = {
     "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",

@@ -10,13 +10,12 @@ import pytest
 import pytest_asyncio
 
 from bot.core.assistant import Assistant
-from bot.core.types import Where
 from chat2sql.settings import Settings
 from inference.prompts import prompt_for
 from inference.protocol import GenerateRequest
-from tests.test_candidates import SampledClient, registered_assistant
+from tests.support.assistant import ADMIN, registered_assistant
+from tests.support.clients import SampledClient
 
-ADMIN = Where(platform="slack", workspace="T1", channel="C-general", user_id="U-admin")
 ANSWER = "SELECT count(*) FROM employees"
 
 

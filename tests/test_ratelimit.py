@@ -22,7 +22,7 @@ from chat2sql.ratelimit import (
     RedisRateLimiter,
     make_rate_limiter,
 )
-from tests.conftest import _unavailable
+from tests.support.databases import unavailable
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 UNREACHABLE_URL = "redis://127.0.0.1:1/15"
@@ -53,7 +53,7 @@ def redis_prefix() -> Iterator[str]:
         client.ping()
     except RedisError as exc:
         client.close()
-        _unavailable("Redis", exc)
+        unavailable("Redis", exc)
     yield prefix
     keys = list(client.scan_iter(match=f"{prefix}*"))
     if keys:

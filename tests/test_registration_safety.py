@@ -37,7 +37,10 @@ from chat2sql.settings import Settings
 from schemas.connect import HostAllowlist, parse_url, readonly_engine
 from schemas.introspect import mysql_account_from_grants
 from schemas.registry import Registry
-from tests.conftest import (
+from tests.support.assistant import ADMIN, ALICE, make_assistant
+from tests.support.cli import Cli
+from tests.support.clients import ScriptedClient
+from tests.support.databases import (
     PG_ADMIN,
     make_sqlite,
     my_admin,
@@ -49,8 +52,6 @@ from tests.conftest import (
     pg_reader_url,
     with_password,
 )
-from tests.test_bot_core import ADMIN, ALICE, ScriptedClient, _assistant
-from tests.test_cli import Cli
 
 # --- query parameters -----------------------------------------------------------------------
 
@@ -556,7 +557,7 @@ def test_cli_functions(tmp_path: Path, sqlite_url: str) -> None:
 
 @pytest.mark.asyncio
 async def test_chat_admin_functions_and_allow_privileged(settings: Settings, sqlite_url: str, pg_db: str) -> None:
-    bot: Assistant = _assistant(settings, ScriptedClient(["SELECT 1"]))
+    bot: Assistant = make_assistant(settings, ScriptedClient(["SELECT 1"]))
     try:
         assert "Registered `hr`" in (await bot.handle(f"admin register hr {sqlite_url} People", ADMIN)).text
         reply = await bot.handle("admin functions hr allow date_trunc Analytics.Score", ADMIN)

@@ -24,7 +24,7 @@ from chat2sql.errors import (
 from chat2sql.messages import user_message
 from chat2sql.settings import Settings
 from schemas.registry import Registry
-from tests.conftest import with_password
+from tests.support.databases import with_password
 
 
 def _rows(settings: Settings) -> list[tuple[object, ...]]:

@@ -14,8 +14,8 @@ import pytest
 from bot.slack import blocks
 from chat2sql.settings import Settings
 from inference.client import WorkerColdStarting
-from tests.fake_slack import Call, signed_headers
-from tests.slack_harness import SECRET, running_slack
+from tests.support.fake_slack import Call, signed_headers
+from tests.support.slack import SECRET, running_slack
 
 pytestmark = pytest.mark.asyncio
 
@@ -162,7 +162,7 @@ async def test_direct_message_is_a_question(settings: Settings, sqlite_url: str)
 
 
 async def _answer_id(h: object) -> int:
-    from tests.slack_harness import SlackHarness
+    from tests.support.slack import SlackHarness
 
     assert isinstance(h, SlackHarness)
     await h.command("who works here?")
@@ -269,7 +269,7 @@ async def test_show_schema_posts_the_schema_in_the_thread(settings: Settings, sq
 
 
 async def test_admin_allowed_and_refused(settings: Settings, sqlite_url: str, tmp_path: Path) -> None:
-    from tests.conftest import make_sqlite, sample_script
+    from tests.support.databases import make_sqlite, sample_script
 
     other = make_sqlite(tmp_path / "other.db", sample_script("sqlite"))
     async with running_slack(settings, sqlite_url) as h:
@@ -331,7 +331,7 @@ async def test_hundred_concurrent_commands_acked_fast_and_answered_once(settings
         await h.fake.wait_for(lambda f: len(f.of("respond")) == 1)
         # The burst comes from a process of its own, as Slack's requests would.
         client = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.slack_burst", h.url, SECRET, h.fake.base_url + "/respond", str(n),
+            sys.executable, "-m", "tests.support.slack_burst", h.url, SECRET, h.fake.base_url + "/respond", str(n),
             cwd=Path(__file__).parents[1], stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, _ = await client.communicate()
@@ -377,7 +377,7 @@ async def test_oauth_install_then_answers_with_the_installed_token(settings: Set
 
 
 async def test_socket_mode_answers_a_slash_command(settings: Settings, sqlite_url: str) -> None:
-    from tests.fake_slack import FakeSlack
+    from tests.support.fake_slack import FakeSlack
 
     envelope_payload = {"command": "/sql", "text": "who works here?", "team_id": "T1", "channel_id": "C-general",
                         "user_id": "U-alice", "api_app_id": "A1", "trigger_id": "t"}  # fmt: skip

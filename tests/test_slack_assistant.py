@@ -12,8 +12,8 @@ import pytest
 from bot.core.types import AuditRecord, Where
 from chat2sql import messages
 from chat2sql.settings import Settings
-from tests.fake_slack import Call
-from tests.slack_harness import ADMIN_USER, SlackHarness, running_slack
+from tests.support.fake_slack import Call
+from tests.support.slack import ADMIN_USER, SlackHarness, running_slack
 
 pytestmark = pytest.mark.asyncio
 

@@ -13,8 +13,8 @@ from bot.core.assistant import Option, PreviewReply
 from bot.slack import blocks
 from chat2sql import messages
 from chat2sql.settings import Settings
-from tests.fake_slack import Call
-from tests.slack_harness import SlackHarness, running_slack
+from tests.support.fake_slack import Call
+from tests.support.slack import SlackHarness, admin_where, running_slack
 
 ACK_LIMIT_S = 3.0
 PAYROLL = (
@@ -132,7 +132,7 @@ async def test_choices_of_a_slash_question_are_buttons_answering_in_channel(
     settings: Settings, sqlite_url: str
 ) -> None:
     async with running_slack(settings, sqlite_url) as h:
-        await h.assistant.handle(f"admin register shop {sqlite_url} Shop", _admin())
+        await h.assistant.handle(f"admin register shop {sqlite_url} Shop", admin_where())
         await h.command("who works here?")
         await h.fake.wait_for(lambda f: len(f.of("respond")) == 1)
         asked = h.fake.of("respond")[0].body
@@ -158,7 +158,7 @@ async def test_choices_of_a_slash_question_are_buttons_answering_in_channel(
 @pytest.mark.asyncio
 async def test_choices_in_a_thread_answer_in_that_thread(settings: Settings, sqlite_url: str) -> None:
     async with running_slack(settings, sqlite_url) as h:
-        await h.assistant.handle(f"admin register shop {sqlite_url} Shop", _admin())
+        await h.assistant.handle(f"admin register shop {sqlite_url} Shop", admin_where())
         ts = h.next_ts()
         await h.event({"type": "app_mention", "user": "U-alice", "text": "<@UBOT> who works here?", "ts": ts,
                        "channel": "C-general"})  # fmt: skip
@@ -208,12 +208,6 @@ def test_chart_button_needs_a_chartable_preview_and_an_answer() -> None:
     assert all(b["type"] != "actions" for b in blocks.preview_blocks(chartable)[0])
     flat = PreviewReply(ok=True, text="", columns=("d",), rows=(("a",), ("b",)))
     assert all(b["type"] != "actions" for b in blocks.preview_blocks(flat, audit_id=7)[0])
-
-
-def _admin() -> Any:
-    from tests.slack_harness import _admin_where
-
-    return _admin_where()
 
 
 def _thread(ts: str) -> Any:

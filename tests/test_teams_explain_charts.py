@@ -15,9 +15,19 @@ from bot.teams import cards
 from bot.teams.bot import render
 from chat2sql import messages
 from chat2sql.settings import Settings
-from tests.teams_support import TEAM_CHANNEL, TENANT, card_action, card_problems, channel_message, messages_of
-from tests.test_bot_core import ScriptedClient
-from tests.test_teams_turns import ADMIN_AAD, Rig, _card, _rig, rig  # noqa: F401  (the ``rig`` fixture)
+from tests.support.clients import ScriptedClient
+from tests.support.teams import (
+    ADMIN_AAD,
+    TEAM_CHANNEL,
+    TENANT,
+    Rig,
+    card_action,
+    card_in,
+    card_problems,
+    channel_message,
+    messages_of,
+    teams_rig,
+)
 
 PAYROLL = (
     "SELECT d.name, SUM(e.salary) AS payroll FROM employees e JOIN departments d ON e.department_id = d.id "
@@ -27,7 +37,7 @@ PAYROLL = (
 
 @pytest_asyncio.fixture
 async def payroll(settings: Settings, sqlite_url: str) -> AsyncIterator[Rig]:
-    r = await _rig(settings, sqlite_url, ScriptedClient([PAYROLL]))
+    r = await teams_rig(settings, sqlite_url, ScriptedClient([PAYROLL]))
     yield r
     await r.background.drain()
     r.store.close()
@@ -36,14 +46,14 @@ async def payroll(settings: Settings, sqlite_url: str) -> AsyncIterator[Rig]:
 
 async def _answer_actions(r: Rig) -> dict[str, dict[str, object]]:
     await r.turn(channel_message("payroll per department?"))
-    return {str(a["title"]): a for a in _card(messages_of(r.adapter.sent)[0])["actions"]}
+    return {str(a["title"]): a for a in card_in(messages_of(r.adapter.sent)[0])["actions"]}
 
 
 @pytest.mark.asyncio
 async def test_explain_action_answers_with_an_explanation_card(payroll: Rig) -> None:
     actions = await _answer_actions(payroll)
     await payroll.turn(card_action(actions[messages.EXPLAIN]["data"], id="x1"))  # type: ignore[arg-type]
-    card = _card(messages_of(payroll.adapter.sent)[-1])
+    card = card_in(messages_of(payroll.adapter.sent)[-1])
     texts = [b["text"] for b in card["body"]]
     assert texts[0] == messages.explain_title("hr") and card["body"][0]["weight"] == "Bolder"
     assert "Joins departments (as d), matching rows where e.department_id equals d.id." in texts
@@ -57,12 +67,12 @@ async def test_explain_action_answers_with_an_explanation_card(payroll: Rig) -> 
 async def test_chart_action_on_a_chartable_preview_sends_an_image_card(payroll: Rig) -> None:
     actions = await _answer_actions(payroll)
     await payroll.turn(card_action(actions["Run preview"]["data"], id="c1"))  # type: ignore[arg-type]
-    preview = _card(messages_of(payroll.adapter.sent)[-1])
+    preview = card_in(messages_of(payroll.adapter.sent)[-1])
     (chart_action,) = preview["actions"]
     assert chart_action["title"] == messages.CHART and chart_action["data"]["chat2sql"] == "chart"
 
     await payroll.turn(card_action(chart_action["data"], id="c2"))
-    card = _card(messages_of(payroll.adapter.sent)[-1])  # checks the 40 KB card budget too
+    card = card_in(messages_of(payroll.adapter.sent)[-1])  # checks the 40 KB card budget too
     title, image = card["body"]
     assert title["text"] == "payroll by name" and image["type"] == "Image" and image["altText"] == "payroll by name"
     png = base64.b64decode(image["url"].removeprefix("data:image/png;base64,"))
@@ -71,22 +81,22 @@ async def test_chart_action_on_a_chartable_preview_sends_an_image_card(payroll: 
 
 
 @pytest.mark.asyncio
-async def test_no_chart_action_for_a_list_and_a_refusal_if_pressed(rig: Rig) -> None:  # noqa: F811
+async def test_no_chart_action_for_a_list_and_a_refusal_if_pressed(rig: Rig) -> None:
     await rig.turn(channel_message("who works here?"))
     audit_id = rig.assistant.store.audit(limit=1)[0].id
     await rig.turn(card_action({"chat2sql": "preview", "audit_id": audit_id}, id="p1"))
-    assert "actions" not in _card(messages_of(rig.adapter.sent)[-1])
+    assert "actions" not in card_in(messages_of(rig.adapter.sent)[-1])
     await rig.turn(card_action({"chat2sql": "chart", "audit_id": audit_id}, id="p2"))
     assert messages_of(rig.adapter.sent)[-1].text == messages.CHART_UNSUITABLE
 
 
 @pytest.mark.asyncio
-async def test_choices_are_buttons_whose_press_is_the_users_next_message(rig: Rig) -> None:  # noqa: F811
+async def test_choices_are_buttons_whose_press_is_the_users_next_message(rig: Rig) -> None:
     admin = channel_message(f"admin register shop {rig.assistant.registry.connection_url('hr')} Shop",
                             user=ADMIN_AAD, id="r1")  # fmt: skip
     await rig.turn(admin)
     await rig.turn(channel_message("who works here?", id="q1"))
-    asked = _card(messages_of(rig.adapter.sent)[-1])
+    asked = card_in(messages_of(rig.adapter.sent)[-1])
     assert "Which database?" in asked["body"][0]["text"]
     buttons = {a["title"]: a for a in asked["actions"]}
     assert set(buttons) == {"hr", "shop"} and buttons["shop"]["data"] == {
@@ -95,7 +105,7 @@ async def test_choices_are_buttons_whose_press_is_the_users_next_message(rig: Ri
     }
     before = len(messages_of(rig.adapter.sent))
     await rig.turn(card_action(buttons["shop"]["data"], id="o1", root="q1"))
-    answer = _card(messages_of(rig.adapter.sent)[-1])
+    answer = card_in(messages_of(rig.adapter.sent)[-1])
     assert len(messages_of(rig.adapter.sent)) == before + 1 and "SELECT name FROM employees" in str(answer)
     assert rig.client.requests[-1].database.name == "shop"
     audit = rig.assistant.store.audit(limit=1)[0]

@@ -33,7 +33,9 @@ from chat2sql.cache import InMemoryCache
 from chat2sql.ratelimit import InMemoryRateLimiter
 from chat2sql.settings import Settings
 from schemas.registry import Registry
-from tests.teams_support import (
+from tests.support.assistant import assistant_config
+from tests.support.clients import ScriptedClient
+from tests.support.teams import (
     APP_ID,
     TEAM_CHANNEL,
     TENANT,
@@ -48,7 +50,6 @@ from tests.teams_support import (
     personal_message,
     serve,
 )
-from tests.test_bot_core import ScriptedClient, _config
 
 SQL = "SELECT name FROM employees ORDER BY id"
 ADMIN_AAD = "aad-admin"
@@ -85,7 +86,7 @@ async def live(
         limiter=InMemoryRateLimiter(),
         cache=InMemoryCache(),
         admins=Admins.parse(f"teams:{ADMIN_AAD}"),
-        config=_config(cache_ttl_s=0),
+        config=assistant_config(cache_ttl_s=0),
     )
     admin = Where(platform="teams", workspace=TENANT, channel=TEAM_CHANNEL, user_id=ADMIN_AAD)
     if register:

@@ -30,7 +30,9 @@ from chat2sql.settings import Settings
 from inference.client import InferenceClient
 from inference.protocol import GenerateRequest, GenerateResponse
 from schemas.registry import Registry
-from tests.teams_support import (
+from tests.support.assistant import assistant_config
+from tests.support.clients import ScriptedClient
+from tests.support.teams import (
     TEAM_CHANNEL,
     TENANT,
     RecordingAdapter,
@@ -42,7 +44,6 @@ from tests.teams_support import (
     personal_message,
     serve,
 )
-from tests.test_bot_core import ScriptedClient, _config
 
 pytestmark = pytest.mark.asyncio
 
@@ -58,7 +59,7 @@ def _assistant(settings: Settings, client: InferenceClient) -> Assistant:
         limiter=InMemoryRateLimiter(),
         cache=InMemoryCache(),
         admins=Admins.parse("teams:aad-admin"),
-        config=_config(cache_ttl_s=0),
+        config=assistant_config(cache_ttl_s=0),
     )
 
 

@@ -4,109 +4,37 @@ with an instant scripted model, and the registry database on a real SQLite file.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
-import pytest_asyncio
 from microsoft_agents.activity import Activity
-from microsoft_agents.hosting.core.authorization import ClaimsIdentity
-from sqlalchemy import create_engine
 
-from bot.core.access import Admins
-from bot.core.assistant import Assistant, PreviewReply
-from bot.metrics import BotMetrics
-from bot.platform import Background
-from bot.state import assistant_over
-from bot.store import BotStore, Where
+from bot.core.assistant import PreviewReply
+from bot.store import Where
 from bot.teams import cards
-from bot.teams.bot import TeamsBot, question_text, where_of
-from bot.teams.store import TeamsStore
+from bot.teams.bot import question_text, where_of
 from chat2sql import messages
-from chat2sql.cache import InMemoryCache
-from chat2sql.ratelimit import InMemoryRateLimiter, Limit
+from chat2sql.ratelimit import Limit
 from chat2sql.settings import Settings
 from inference.client import WorkerColdStarting
-from schemas.registry import Registry
-from tests.teams_support import (
+from tests.support.clients import ScriptedClient
+from tests.support.teams import (
+    ADMIN_AAD,
+    RIG_SQL,
     TEAM_CHANNEL,
     TENANT,
-    RecordingAdapter,
+    Rig,
     SlowClient,
     card_action,
+    card_in,
     card_problems,
     channel_message,
     group_message,
     messages_of,
     personal_message,
+    teams_rig,
 )
-from tests.test_bot_core import ScriptedClient, _config
 
-SQL = "SELECT name FROM employees ORDER BY id"
-ADMIN_AAD = "aad-admin"
-
-
-@dataclass
-class Rig:
-    bot: TeamsBot
-    adapter: RecordingAdapter
-    assistant: Assistant
-    store: TeamsStore
-    client: ScriptedClient
-    background: Background
-
-    async def turn(self, payload: dict[str, object]) -> None:
-        await self.adapter.turn(self.bot, payload)
-
-
-async def _rig(settings: Settings, sqlite_url: str, client: ScriptedClient, **config: object) -> Rig:
-    async def instant(_: float) -> None:
-        return None
-
-    assistant = assistant_over(
-        registry=Registry.open(settings),
-        store=BotStore.open(settings),
-        client=client,
-        limiter=InMemoryRateLimiter(),
-        cache=InMemoryCache(),
-        admins=Admins.parse(f"teams:{ADMIN_AAD}"),
-        config=_config(cache_ttl_s=0, **config),
-        sleep=instant,
-    )
-    admin = Where(platform="teams", workspace=TENANT, channel=TEAM_CHANNEL, user_id=ADMIN_AAD)
-    registered = await assistant.handle(f"admin register hr {sqlite_url} People", admin)
-    assert "Registered" in registered.text, registered.text
-    adapter = RecordingAdapter()
-    store = TeamsStore(engine=create_engine(settings.effective_registry_url))
-    background = Background()
-    bot = TeamsBot(
-        assistant=assistant,
-        store=store,
-        adapter=adapter,
-        claims=ClaimsIdentity,
-        metrics=BotMetrics(),
-        background=background,
-        reply_window_s=2.0,
-    )
-    return Rig(bot, adapter, assistant, store, client, background)
-
-
-@pytest_asyncio.fixture
-async def rig(settings: Settings, sqlite_url: str) -> AsyncIterator[Rig]:
-    r = await _rig(settings, sqlite_url, ScriptedClient([SQL]))
-    yield r
-    await r.background.drain()
-    r.store.close()
-    await r.assistant.close()
-
-
-def _card(activity: Activity) -> dict[str, Any]:
-    (attachment,) = activity.attachments or []
-    assert attachment.content_type == "application/vnd.microsoft.card.adaptive"
-    content = attachment.content
-    assert isinstance(content, dict) and card_problems(content) == [], content
-    return content
+SQL = RIG_SQL  # what the ``rig`` fixture's model answers
 
 
 # --- addressing -------------------------------------------------------------------------------
@@ -129,7 +57,7 @@ async def test_channel_mention_gets_an_answer_card_in_the_thread(rig: Rig) -> No
     assert typing.type == "typing"
     assert answer.reply_to_id == "1700000000001"  # threads under the question
     assert answer.conversation is not None and answer.conversation.id.endswith(";messageid=1700000000001")
-    card = _card(answer)
+    card = card_in(answer)
     sql_runs = [r["text"] for b in card["body"] if b["type"] == "RichTextBlock" for r in b["inlines"]]
     assert sql_runs == [SQL + " LIMIT 50"]
     facts = next(b for b in card["body"] if b["type"] == "FactSet")["facts"]
@@ -159,7 +87,7 @@ async def test_channel_and_group_without_mention_are_ignored(rig: Rig) -> None:
 async def test_personal_chat_every_message_is_a_question(rig: Rig) -> None:
     await rig.turn(personal_message("list employees"))
     (answer,) = messages_of(rig.adapter.sent)
-    _card(answer)
+    card_in(answer)
     await rig.turn(personal_message("help", id="1700000000202"))
     assert "Ask me a question" in (messages_of(rig.adapter.sent)[-1].text or "")
 
@@ -188,10 +116,10 @@ async def test_retried_delivery_is_answered_once(rig: Rig) -> None:
 async def test_card_actions_preview_feedback_and_schema(rig: Rig) -> None:
     await rig.turn(channel_message("who works here?"))
     audit_id = rig.assistant.store.audit(limit=1)[0].id
-    data = {a["title"]: a for a in _card(messages_of(rig.adapter.sent)[0])["actions"]}
+    data = {a["title"]: a for a in card_in(messages_of(rig.adapter.sent)[0])["actions"]}
 
     await rig.turn(card_action(data["Run preview"]["data"], id="a1"))
-    preview = _card(messages_of(rig.adapter.sent)[-1])
+    preview = card_in(messages_of(rig.adapter.sent)[-1])
     table = preview["body"][0]
     assert table["type"] == "Table" and len(table["rows"]) == 1 + 7  # header + every employee
     assert table["rows"][1]["cells"][0]["items"][0]["text"] == "Ada"
@@ -205,7 +133,7 @@ async def test_card_actions_preview_feedback_and_schema(rig: Rig) -> None:
     assert ratings == [("up", None), ("down", "SELECT name FROM employees")]
 
     await rig.turn(card_action(data["Show schema"]["data"], id="a4"))
-    schema = _card(messages_of(rig.adapter.sent)[-1])
+    schema = card_in(messages_of(rig.adapter.sent)[-1])
     assert "employees" in schema["body"][1]["inlines"][0]["text"]
 
     await rig.turn(card_action({"chat2sql": "frobnicate", "audit_id": audit_id}, id="a5"))
@@ -244,7 +172,7 @@ async def test_admin_commands_allowed_and_refused(rig: Rig) -> None:
 
 @pytest.mark.asyncio
 async def test_rate_limit_is_a_friendly_message(settings: Settings, sqlite_url: str) -> None:
-    r = await _rig(settings, sqlite_url, ScriptedClient([SQL]), user_limit=Limit(1, 1))
+    r = await teams_rig(settings, sqlite_url, ScriptedClient([SQL]), user_limit=Limit(1, 1))
     await r.turn(channel_message("q1", id="1"))
     await r.turn(channel_message("q2", id="2"))
     last = messages_of(r.adapter.sent)[-1]
@@ -254,7 +182,7 @@ async def test_rate_limit_is_a_friendly_message(settings: Settings, sqlite_url: 
 
 @pytest.mark.asyncio
 async def test_errors_never_echo_exceptions(settings: Settings, sqlite_url: str) -> None:
-    r = await _rig(settings, sqlite_url, ScriptedClient([RuntimeError("postgresql://u:Leak9@db/x")]))
+    r = await teams_rig(settings, sqlite_url, ScriptedClient([RuntimeError("postgresql://u:Leak9@db/x")]))
     await r.turn(channel_message("q"))
     (reply,) = messages_of(r.adapter.sent)
     assert reply.text == messages.user_message(Exception()) and "Leak9" not in str(reply.model_dump())
@@ -266,14 +194,14 @@ async def test_errors_never_echo_exceptions(settings: Settings, sqlite_url: str)
 
 @pytest.mark.asyncio
 async def test_slow_answer_follows_proactively_exactly_once(settings: Settings, sqlite_url: str) -> None:
-    r = await _rig(settings, sqlite_url, SlowClient([SQL], delay_s=0.3))
+    r = await teams_rig(settings, sqlite_url, SlowClient([SQL], delay_s=0.3))
     r.bot.reply_window_s = 0.05
     await r.turn(channel_message("who works here?"))
     assert [a.text for a in messages_of(r.adapter.sent)] == [messages.TEAMS_WORKING]
     assert len(r.store.pending()) == 1  # owed, and would survive a restart
     await r.background.drain()
     (answer,) = messages_of(r.adapter.proactive)
-    _card(answer)
+    card_in(answer)
     assert answer.reply_to_id == "1700000000001" and answer.conversation.id.endswith(";messageid=1700000000001")
     assert r.store.pending() == [] and len(messages_of(r.adapter.sent)) == 1
     await r.assistant.close()
@@ -281,7 +209,7 @@ async def test_slow_answer_follows_proactively_exactly_once(settings: Settings, 
 
 @pytest.mark.asyncio
 async def test_warming_worker_notice_then_the_answer(settings: Settings, sqlite_url: str) -> None:
-    r = await _rig(settings, sqlite_url, ScriptedClient([WorkerColdStarting(retry_after_s=0.01), SQL]))
+    r = await teams_rig(settings, sqlite_url, ScriptedClient([WorkerColdStarting(retry_after_s=0.01), SQL]))
     await r.turn(channel_message("who works here?"))
     notice, answer = messages_of(r.adapter.sent)
     assert notice.text == WorkerColdStarting().message and answer.attachments
@@ -298,5 +226,5 @@ async def test_owed_answers_are_resumed_after_a_restart(rig: Rig) -> None:
     (owed,) = rig.store.pending()
     await asyncio.gather(rig.bot.resume(owed), rig.bot.resume(owed))  # two replicas: one reply
     (answer,) = messages_of(rig.adapter.proactive)
-    _card(answer)
+    card_in(answer)
     assert answer.reply_to_id == "1700000000201" and not rig.store.take_pending(pending_id)

@@ -28,7 +28,7 @@ from schemas.values import (
     links,
     normalize,
 )
-from tests.conftest import make_sqlite
+from tests.support.databases import make_sqlite
 
 HIGH = MAX_DISTINCT + 50  # distinct e-mail addresses: more than a low-cardinality column holds
 

@@ -1,6 +1,7 @@
 """Test doubles for Teams: activity builders, a recording adapter (the SDK has no
 TestAdapter), a fake Bot Connector + JWKS endpoint on 127.0.0.1, a uvicorn runner, and a
-checker of the Adaptive Card 1.5 constraints our cards rely on."""
+checker of the Adaptive Card 1.5 constraints our cards rely on; ``Rig``: a TeamsBot over the
+real core with a scripted model, turned through the recording adapter."""
 
 from __future__ import annotations
 
@@ -23,16 +24,32 @@ from fastapi import FastAPI
 from microsoft_agents.activity import Activity, ConversationReference, ResourceResponse
 from microsoft_agents.hosting.core import AgentAuthConfiguration, AnonymousTokenProvider, ChannelAdapter, TurnContext
 from microsoft_agents.hosting.core.authorization import ClaimsIdentity
+from sqlalchemy import create_engine
 
+from bot.core.access import Admins
+from bot.core.assistant import Assistant
+from bot.metrics import BotMetrics
+from bot.platform import Background
+from bot.state import assistant_over
+from bot.store import BotStore, Where
+from bot.teams.bot import TeamsBot
 from bot.teams.cards import MAX_CARD_BYTES
+from bot.teams.store import TeamsStore
+from chat2sql.cache import InMemoryCache
+from chat2sql.ratelimit import InMemoryRateLimiter
+from chat2sql.settings import Settings
 from inference.protocol import GenerateRequest, GenerateResponse
-from tests.test_bot_core import ScriptedClient
+from schemas.registry import Registry
+from tests.support.assistant import assistant_config
+from tests.support.clients import ScriptedClient
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 APP_ID = "00000000-0000-0000-0000-0000000000b0"
 BOT = {"id": f"28:{APP_ID}", "name": "chat2sql"}
 TEAM_CHANNEL = "19:abc123@thread.tacv2"
 SMBA = "https://smba.trafficmanager.net/amer/"
+ADMIN_AAD = "aad-admin"
+RIG_SQL = "SELECT name FROM employees ORDER BY id"  # what the ``rig`` fixture's model answers
 
 
 class SlowClient(ScriptedClient):
@@ -149,6 +166,66 @@ class RecordingAdapter(ChannelAdapter):
 
     async def turn(self, bot: Any, payload: dict[str, Any]) -> None:
         await self.run_pipeline(TurnContext(self, Activity.model_validate(payload)), bot.on_turn)
+
+
+# --- a TeamsBot in process -------------------------------------------------------------------
+
+
+@dataclass
+class Rig:
+    bot: TeamsBot
+    adapter: RecordingAdapter
+    assistant: Assistant
+    store: TeamsStore
+    client: ScriptedClient
+    background: Background
+
+    async def turn(self, payload: dict[str, object]) -> None:
+        await self.adapter.turn(self.bot, payload)
+
+
+async def teams_rig(settings: Settings, sqlite_url: str, client: ScriptedClient, **config: object) -> Rig:
+    """A TeamsBot over the core (``hr`` registered by the Teams admin), a reply window of
+    2 s; the core's retries do not wait."""
+
+    async def instant(_: float) -> None:
+        return None
+
+    assistant = assistant_over(
+        registry=Registry.open(settings),
+        store=BotStore.open(settings),
+        client=client,
+        limiter=InMemoryRateLimiter(),
+        cache=InMemoryCache(),
+        admins=Admins.parse(f"teams:{ADMIN_AAD}"),
+        config=assistant_config(cache_ttl_s=0, **config),
+        sleep=instant,
+    )
+    admin = Where(platform="teams", workspace=TENANT, channel=TEAM_CHANNEL, user_id=ADMIN_AAD)
+    registered = await assistant.handle(f"admin register hr {sqlite_url} People", admin)
+    assert "Registered" in registered.text, registered.text
+    adapter = RecordingAdapter()
+    store = TeamsStore(engine=create_engine(settings.effective_registry_url))
+    background = Background()
+    bot = TeamsBot(
+        assistant=assistant,
+        store=store,
+        adapter=adapter,
+        claims=ClaimsIdentity,
+        metrics=BotMetrics(),
+        background=background,
+        reply_window_s=2.0,
+    )
+    return Rig(bot, adapter, assistant, store, client, background)
+
+
+def card_in(activity: Activity) -> dict[str, Any]:
+    """The one Adaptive Card attached to ``activity``, checked against the 1.5 rules."""
+    (attachment,) = activity.attachments or []
+    assert attachment.content_type == "application/vnd.microsoft.card.adaptive"
+    content = attachment.content
+    assert isinstance(content, dict) and card_problems(content) == [], content
+    return content
 
 
 def messages_of(activities: list[Activity]) -> list[Activity]:
