@@ -32,7 +32,7 @@ from chat2sql.cache import InMemoryCache
 from chat2sql.ratelimit import InMemoryRateLimiter, Limit
 from chat2sql.settings import Settings
 from schemas.registry import Registry
-from tests.test_bot_core import ScriptedClient
+from tests.support.clients import ScriptedClient
 
 TABLES = 100
 WHERE = Where(platform="bench", workspace="w", channel="c", user_id="u")

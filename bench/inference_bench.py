@@ -20,7 +20,7 @@ from chat2sql.settings import Settings
 from inference.engine import Engine, EngineConfig
 from inference.protocol import DatabaseInfo, GenerateRequest, GenerateResponse
 from inference.service import Worker, WorkerOptions
-from tests.models import embedded_model_dir
+from tests.support.models import embedded_model_dir
 
 SCHEMA = """CREATE TABLE departments (
   id INTEGER,

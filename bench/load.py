@@ -32,8 +32,8 @@ from urllib.parse import urlencode
 import httpx
 from aiohttp import web
 
-from tests.conftest import make_sqlite, sample_script
-from tests.fake_slack import FakeSlack, signed_headers
+from tests.support.databases import make_sqlite, sample_script
+from tests.support.fake_slack import FakeSlack, signed_headers
 
 SECRET = "load-test-signing-secret"
 SQL = "SELECT name FROM employees ORDER BY id"

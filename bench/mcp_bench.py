@@ -39,8 +39,8 @@ from chat2sql.ratelimit import TIERS, InMemoryRateLimiter, Limit
 from chat2sql.settings import Settings
 from inference.keys import KeyStore
 from schemas.registry import Registry
-from tests.conftest import make_sqlite, sample_script
-from tests.test_candidates import SampledClient
+from tests.support.clients import SampledClient
+from tests.support.databases import make_sqlite, sample_script
 
 SQL = "SELECT department_id, COUNT(*) AS n FROM employees GROUP BY department_id"
 UNLIMITED = Limit(10**6, 10**6)

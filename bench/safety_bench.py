@@ -35,7 +35,7 @@ def measure(urls: dict[str, str], repeat: int) -> dict[str, dict[str, float]]:
     from schemas import guard
     from schemas.introspect import introspect_url
     from schemas.preview import ReadOnlyRunner
-    from tests.corpus import reject_corpus, valid_corpus
+    from tests.support.corpus import reject_corpus, valid_corpus
 
     out: dict[str, dict[str, float]] = {}
     for dialect, url in urls.items():
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sys.path.insert(0, str(ROOT))
-    from tests.conftest import (
+    from tests.support.databases import (
         make_sqlite,
         my_create_database,
         my_drop_database,

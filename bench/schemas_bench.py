@@ -26,7 +26,8 @@ from sqlalchemy.engine import make_url
 from schemas import guard
 from schemas.introspect import introspect_url
 from schemas.preview import ReadOnlyRunner
-from tests.conftest import (
+from tests.support.corpus import DIALECTS, reject_corpus, valid_corpus
+from tests.support.databases import (
     make_sqlite,
     my_create_database,
     my_drop_database,
@@ -34,7 +35,6 @@ from tests.conftest import (
     pg_drop_database,
     sample_script,
 )
-from tests.corpus import DIALECTS, reject_corpus, valid_corpus
 
 TABLES = 300
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from chat2sql.ratelimit import Limit
 from chat2sql.settings import Settings
-from tests.conftest import make_sqlite, sample_script
-from tests.slack_harness import SlackHarness, running_slack
+from tests.support.databases import make_sqlite, sample_script
+from tests.support.slack import SlackHarness, running_slack
 
 SQL = "SELECT name FROM employees ORDER BY id"
 QUESTIONS = (
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[Any, ...]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        from tests.test_bot_core import ScriptedClient
+        from tests.support.clients import ScriptedClient
 
         rows += asyncio.run(_run("instant", levels, args.rounds, ScriptedClient([SQL]), root))
         if args.local:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from inference.engine import Engine
 from inference.prompts import PromptTooLong, build_prompt, schema_blocks
-from tests.models import embedded_model_dir
+from tests.support.models import embedded_model_dir
 
 QUESTION = "How many employees are there per department?"
 SIZES = (10_000, 50_000, 198_000)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-import time
 import uuid
 from pathlib import Path
 
@@ -294,16 +293,18 @@ async def test_a_stuck_preview_does_not_hold_up_other_questions(settings: Settin
     await bot.handle(f"admin register hr {sqlite_url}", ADMIN)
     first = await bot.handle("count forever", ALICE)
     assert first.answer is not None
-    started = time.perf_counter()
+    events: list[str] = []
     stuck = asyncio.create_task(bot.preview(first.answer.audit_id, ALICE))
+    stuck.add_done_callback(lambda _: events.append("stuck preview stopped"))
     await asyncio.sleep(0.2)
     other = await bot.handle("who works here?", BOB)
-    answered_s = time.perf_counter() - started
+    events.append("other question answered")
     assert other.kind == "answer" and not stuck.done()
     preview = await stuck
-    stopped_s = time.perf_counter() - started
     assert not preview.ok and "stopped after 2 s" in preview.text and "s in all" in preview.text
-    assert answered_s < 2.0 <= stopped_s < 3.0
+    ran = re.search(r"it ran ([0-9.]+) s in all", preview.text)
+    assert ran and float(ran[1]) >= 2.0, preview.text  # stopped at its limit, not before it
+    assert events == ["other question answered", "stuck preview stopped"]
     await bot.close()
 
 

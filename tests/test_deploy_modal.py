@@ -143,7 +143,7 @@ def test_the_profile_picks_the_class_the_bot_calls() -> None:
 @pytest.fixture
 def cpu_deploy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A deployment config whose CPU profile serves the real offline GGUF with llama.cpp."""
-    from tests.models import embedded_gguf
+    from tests.support.models import embedded_gguf
 
     data = yaml.safe_load(DEFAULT_CONFIG.read_text())
     data["cpu"].update(model=str(embedded_gguf()), parallel=4, cache_tokens=4096)

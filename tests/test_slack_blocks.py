@@ -10,6 +10,7 @@ import yaml
 from bot.slack import blocks
 from bot.slack.oauth import BOT_SCOPES
 from bot.slack.requests import from_slack
+from tests.support.slack import all_sections_fit
 
 # --- Block Kit limits and text --------------------------------------------------------------
 
@@ -21,14 +22,14 @@ def test_long_sql_and_many_warnings_stay_within_slack_limits() -> None:
     answer = Answer(sql=sql, database="db", warnings=tuple(f"warning {i}" for i in range(30)), latency_ms=1.0,
                     cache_hit=True, trace_id="t", audit_id=1)  # fmt: skip
     out = blocks.answer_blocks(answer, asked_by="U1", question="q" * 600)
-    assert blocks.all_sections_fit(out) and out[-1]["type"] == "actions"
+    assert all_sections_fit(out) and out[-1]["type"] == "actions"
     assert any(blocks.MAX_SECTION_CHARS > len(b.get("text", {}).get("text", "")) > 2000 for b in out)
     assert "Cut to fit" in json.dumps(out)
     one_line = Answer(sql="SELECT " + "x" * 10_000, database="db", warnings=(), latency_ms=1.0, cache_hit=False,
                       trace_id="t", audit_id=2)  # fmt: skip
-    assert blocks.all_sections_fit(blocks.answer_blocks(one_line))
-    assert blocks.all_sections_fit(blocks.schema_blocks("db", "CREATE TABLE t (a INT);\n\n" * 5000))
-    assert blocks.all_sections_fit(blocks.text_blocks("word " * 10_000))
+    assert all_sections_fit(blocks.answer_blocks(one_line))
+    assert all_sections_fit(blocks.schema_blocks("db", "CREATE TABLE t (a INT);\n\n" * 5000))
+    assert all_sections_fit(blocks.text_blocks("word " * 10_000))
 
 
 def test_from_slack_markup() -> None:

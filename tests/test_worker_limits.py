@@ -176,10 +176,9 @@ def test_healthz_answers_while_a_big_schema_is_tokenized(engine: _CountingEngine
         sender.start()
         try:
             assert engine.entered.wait(10), "prompt building never started"
-            started = time.perf_counter()
             health = client.get("/healthz", timeout=2)  # the prompt is being built at this moment
-            health_s = time.perf_counter() - started
             assert health.status_code == 200 and health.json()["status"] == "ok"
+            assert not engine.release.is_set() and "response" not in outcome  # answered while held
         finally:
             engine.release.set()
             sender.join(30)
@@ -188,9 +187,10 @@ def test_healthz_answers_while_a_big_schema_is_tokenized(engine: _CountingEngine
         assert 0 < response.json()["prompt_tokens"] <= WorkerOptions().max_input_tokens
         assert engine.calls < 3000  # linear: the old loop made 64,000 calls here
 
-        # The same request without the hold: how long it takes, and /healthz meanwhile.
-        engine.hold = False
-        latencies: list[float] = []
+        # The same request without the hold: linear again, and /healthz answers meanwhile
+        # (how long it takes: bench/worker_limits_bench.py).
+        engine.hold, engine.calls = False, 0
+        answered_meanwhile = 0
         done = threading.Event()
 
         def send_then_signal() -> None:
@@ -200,20 +200,14 @@ def test_healthz_answers_while_a_big_schema_is_tokenized(engine: _CountingEngine
                 done.set()
 
         sender = threading.Thread(target=send_then_signal)
-        started = time.perf_counter()
         sender.start()
         while not done.is_set():
-            t0 = time.perf_counter()
             assert client.get("/healthz", timeout=2).status_code == 200
-            latencies.append(time.perf_counter() - t0)
-        sender.join()
-        total_s = time.perf_counter() - started
+            answered_meanwhile += not done.is_set()  # back before the big request was answered
+        sender.join(30)
         assert outcome["response"].status_code == 200
-        assert total_s < 5  # generous for a shared CI machine; 0.24 s idle, 1.95 s under load here (see the print)
-        print(
-            f"\n198,000-char schema: answered in {total_s:.3f} s; /healthz during it: {len(latencies)} answers, "
-            f"max {max(latencies) * 1000:.1f} ms; /healthz while held in the tokenizer: {health_s * 1000:.1f} ms"
-        )
+        assert 0 < engine.calls < 3000  # linear without the hold too
+        assert answered_meanwhile >= 1
 
 
 def test_cut_is_the_old_cut_with_the_real_tokenizer(tiny_engine: Engine) -> None:

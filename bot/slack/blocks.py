@@ -259,16 +259,3 @@ def _button(text: str, action_id: str, value: str, *, style: str | None = None) 
 def _escape(text: str) -> str:
     """User text shown back in mrkdwn: Slack's three control characters escaped."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def all_sections_fit(blocks: Sequence[Block]) -> bool:
-    """Every section and context text within Slack's limit (used by tests and a debug check)."""
-    for b in blocks:
-        texts = (
-            [b["text"]["text"]]
-            if b.get("type") == "section"
-            else [e["text"] for e in b.get("elements", []) if "text" in e and isinstance(e["text"], str)]
-        )
-        if any(len(t) > MAX_SECTION_CHARS for t in texts):
-            return False
-    return len(blocks) <= MAX_BLOCKS

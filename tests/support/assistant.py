@@ -10,6 +10,7 @@ from bot.store import BotStore, Where
 from chat2sql.cache import InMemoryCache, ResponseCache
 from chat2sql.ratelimit import InMemoryRateLimiter, Limit, RateLimiter
 from chat2sql.settings import Settings
+from chat2sql.tracing import Tracer
 from inference.client import InferenceClient
 from schemas.registry import Registry
 from tests.support.clients import SampledClient, ScriptedClient
@@ -33,6 +34,7 @@ def make_assistant(
     *,
     limiter: RateLimiter | None = None,
     cache: ResponseCache | None = None,
+    tracer: Tracer | None = None,
     **config: object,
 ) -> Assistant:
     """The core over ``client``; ``slack:U-admin`` and every console user are admins."""
@@ -44,6 +46,7 @@ def make_assistant(
         cache=cache or InMemoryCache(),
         admins=Admins.parse("slack:U-admin,console:*"),
         config=assistant_config(**config),
+        tracer=tracer,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import urlencode
@@ -22,6 +22,7 @@ from bot.core.assistant import Assistant
 from bot.core.types import Where
 from bot.platform import ServerContext
 from bot.server import build_app
+from bot.slack import blocks
 from bot.slack.app import SlackPlatform
 from chat2sql.settings import Settings
 from tests.support.assistant import make_assistant
@@ -215,3 +216,16 @@ async def running_slack(
 
 def admin_where() -> Where:
     return Where(platform="slack", workspace="T1", channel="C-general", user_id=ADMIN_USER)
+
+
+def all_sections_fit(content: Sequence[blocks.Block]) -> bool:
+    """Every section and context text within Slack's limit, and not too many blocks."""
+    for b in content:
+        texts = (
+            [b["text"]["text"]]
+            if b.get("type") == "section"
+            else [e["text"] for e in b.get("elements", []) if "text" in e and isinstance(e["text"], str)]
+        )
+        if any(len(t) > blocks.MAX_SECTION_CHARS for t in texts):
+            return False
+    return len(content) <= blocks.MAX_BLOCKS
