@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chat2sql.settings import Settings
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -96,3 +98,34 @@ def test_serve_refuses_a_bad_configuration_in_one_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == "error: the worker needs an API key"
+
+
+@pytest.mark.asyncio
+async def test_start_up_freezes_its_heap_once_the_platforms_are_up(settings: Settings) -> None:
+    """What start-up built stays for the process: it is moved out of the collector's sight, so
+    a full collection during a question walks only what questions allocated."""
+    import gc
+
+    from bot.server import build_app
+    from tests.support.assistant import make_assistant
+    from tests.support.clients import ScriptedClient
+
+    class Recorder:
+        name = "recorder"
+
+        async def start(self) -> None:
+            started.append(gc.get_freeze_count())
+
+        def mount(self, app: object) -> None: ...
+
+        async def stop(self) -> None: ...
+
+    started: list[int] = []
+    gc.unfreeze()
+    assistant = make_assistant(settings, ScriptedClient([]))
+    app = build_app(settings, assistant=assistant, platforms=[Recorder()])
+    try:
+        async with app.router.lifespan_context(app):
+            assert started == [0] and gc.get_freeze_count() > 0  # frozen after the platforms started
+    finally:
+        gc.unfreeze()
